@@ -1,0 +1,368 @@
+//! The driver of the pipeline ([`compile`]) and the generation of the struct and its impls
+//! ([`generate`]) from the emitted function bodies.
+
+use std::collections::HashMap;
+
+use egg::{Id, Symbol};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::check::{Net, ScalarType};
+use crate::emit::{Dest, Emitter};
+use crate::grad::differentiate;
+use crate::ir::{bias_symbol, lower, weight_symbol, TensorAnalysis};
+use crate::simplify::{self, add_all, extract, saturate, Graph, Program, Report};
+
+/// Everything the pipeline produced for one network.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// Roots: the output.
+    pub forward: Program,
+    /// Roots: the latent representation.
+    pub latent: Program,
+    /// Roots: the loss.
+    pub loss: Program,
+    /// Roots: the loss, then `d.w`, `d.b` of each layer in order (`None` if the loss does not
+    /// depend on that tensor).
+    pub backward: Program,
+    /// For each layer, whether its `w` and `b` gradients are roots of `backward`.
+    pub grad_roots: Vec<(Option<usize>, Option<usize>)>,
+    /// The saturation of the forward pass.
+    pub forward_report: Report,
+    /// The saturation of forward and gradients together.
+    pub backward_report: Report,
+}
+
+fn internal(net: &Net, what: &str, detail: &str) -> syn::Error {
+    let span = net.layers.first().map_or(Span::call_site(), |l| l.span);
+    syn::Error::new(
+        span,
+        format!("internal error in symnet's compiler ({what}): {detail}; please report this declaration"),
+    )
+}
+
+fn check_conflicts(net: &Net, eg: &Graph, what: &str) -> syn::Result<()> {
+    match eg.analysis.conflicts.first() {
+        Some(c) => Err(internal(net, what, c)),
+        None => Ok(()),
+    }
+}
+
+/// Runs the pipeline: lower, saturate, extract, differentiate, saturate, extract.
+pub fn compile(net: &Net) -> syn::Result<Compiled> {
+    let lowered = lower(net);
+    let analysis = TensorAnalysis {
+        symbols: lowered.symbols.clone(),
+        conflicts: Vec::new(),
+    };
+
+    // 1. The forward pass and loss.
+    let mut eg = Graph::new(analysis.clone());
+    let ids = add_all(&mut eg, &lowered.expr);
+    check_conflicts(net, &eg, "lowering")?;
+    let (eg, forward_report) = saturate(eg);
+    check_conflicts(net, &eg, "forward saturation")?;
+    let roots: Vec<Id> = [lowered.output, lowered.latent, lowered.loss]
+        .iter()
+        .map(|r| ids[usize::from(*r)])
+        .collect();
+    let fwd = extract(&eg, &roots);
+
+    // 2. Gradients, built on the extracted forward pass.
+    let diff = differentiate(&fwd, 2, &lowered.symbols)
+        .map_err(|e| internal(net, "differentiation", &e))?;
+
+    // 3. Forward and gradients saturated together.
+    let mut eg = Graph::new(analysis);
+    let ids = add_all(&mut eg, &diff.expr);
+    check_conflicts(net, &eg, "gradient lowering")?;
+    let (eg, backward_report) = saturate(eg);
+    check_conflicts(net, &eg, "gradient saturation")?;
+    let id = |i: usize| ids[i];
+
+    let forward = extract(&eg, &[id(fwd.roots[0])]);
+    let latent = extract(&eg, &[id(fwd.roots[1])]);
+    let loss = extract(&eg, &[id(fwd.roots[2])]);
+    let mut broots = vec![id(fwd.roots[2])];
+    let mut grad_roots = Vec::new();
+    for layer in &net.layers {
+        let name = layer.name.to_string();
+        let mut slot = |s: Symbol| {
+            diff.grads.get(&s).map(|&g| {
+                broots.push(id(g));
+                broots.len() - 1
+            })
+        };
+        let w = slot(weight_symbol(&name));
+        let b = slot(bias_symbol(&name));
+        grad_roots.push((w, b));
+    }
+    let backward = extract(&eg, &broots);
+    Ok(Compiled {
+        forward,
+        latent,
+        loss,
+        backward,
+        grad_roots,
+        forward_report,
+        backward_report,
+    })
+}
+
+/// The generated items for `net`.
+pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
+    let ident = &net.ident;
+    let vis = &net.vis;
+    let attrs = &net.attrs;
+    let ty = match net.scalar {
+        ScalarType::F32 => quote!(f32),
+        ScalarType::F64 => quote!(f64),
+    };
+    let n_in = net.inputs;
+    let n_out = net.outputs();
+    let n_params = net.params();
+    let n_latent = net.fan_in(net.layers.len() - 1);
+
+    let names: Vec<_> = net.layers.iter().map(|l| &l.name).collect();
+    let fields = net.layers.iter().enumerate().map(|(k, l)| {
+        let name = &l.name;
+        let (i, o) = (net.fan_in(k), l.width);
+        let doc = format!(
+            "Layer `{name}`: `dense({o}) -> {}`, {i} inputs, {} parameters.",
+            l.activation.name(),
+            o * (i + 1)
+        );
+        quote!(#[doc = #doc] pub #name: ::symnet::Dense<#ty, #i, #o>)
+    });
+    let inits = net.layers.iter().enumerate().map(|(k, l)| {
+        let name = &l.name;
+        let k = k as u64;
+        let kind = if l.activation.is_relu_like() {
+            quote!(He)
+        } else {
+            quote!(Glorot)
+        };
+        quote!(::symnet::__private::init_dense(&mut net.#name, seed, #k, ::symnet::__private::InitKind::#kind);)
+    });
+    let tensors = net.layers.iter().enumerate().flat_map(|(k, l)| {
+        let (i, o) = (net.fan_in(k), l.width);
+        let w = format!("{}.w", l.name);
+        let b = format!("{}.b", l.name);
+        [quote!((#w, &[#o, #i])), quote!((#b, &[#o]))]
+    });
+
+    // Paths of the symbols inside the generated methods.
+    let mut paths: HashMap<Symbol, TokenStream> = HashMap::new();
+    paths.insert("x".into(), quote!(x));
+    paths.insert("y".into(), quote!(y));
+    paths.insert("seed".into(), quote!(seed));
+    for l in &net.layers {
+        let name = &l.name;
+        let s = l.name.to_string();
+        paths.insert(weight_symbol(&s), quote!(self.#name.w));
+        paths.insert(bias_symbol(&s), quote!(self.#name.b));
+    }
+    let out = format_ident!("__out");
+    let body = |p: &Program| {
+        Emitter::new(p, net.scalar, &paths).body(&[Dest::Local(out.clone())])
+    };
+    let forward_body = body(&c.forward);
+    let latent_body = body(&c.latent);
+    let loss_body = body(&c.loss);
+    let mut dests = vec![Dest::Local(out.clone())];
+    for (l, (w, b)) in net.layers.iter().zip(&c.grad_roots) {
+        let name = &l.name;
+        if w.is_some() {
+            dests.push(Dest::AddInto(quote!(grad.#name.w)));
+        }
+        if b.is_some() {
+            dests.push(Dest::AddInto(quote!(grad.#name.b)));
+        }
+    }
+    let backward_body = Emitter::new(&c.backward, net.scalar, &paths).body(&dests);
+    let one = match net.scalar {
+        ScalarType::F32 => quote!(1.0f32),
+        ScalarType::F64 => quote!(1.0f64),
+    };
+
+    let struct_doc = format!(
+        "\n\nGenerated by `symnet::network!`: {n_in} inputs, {n_out} outputs, {n_params} parameters, loss `{}`.",
+        net.loss.name()
+    );
+
+    quote! {
+        #(#attrs)*
+        #[doc = #struct_doc]
+        #[repr(C)]
+        #vis struct #ident {
+            #(#fields,)*
+        }
+
+        const _: () = {
+            // The flat parameter view relies on the struct being exactly PARAMS scalars.
+            assert!(
+                ::core::mem::size_of::<#ident>() == #n_params * ::core::mem::size_of::<#ty>()
+            );
+
+            #[automatically_derived]
+            #[allow(clippy::all, clippy::pedantic, clippy::nursery, unused_parens, unused_mut, unused_variables, non_snake_case)]
+            impl #ident {
+                /// The input width.
+                pub const INPUTS: usize = #n_in;
+                /// The output width.
+                pub const OUTPUTS: usize = #n_out;
+                /// The number of parameters: `k1 (n + 1) + k2 (k1 + 1) + ...`.
+                pub const PARAMS: usize = #n_params;
+
+                /// Every weight and bias zero; also the neutral gradient accumulator.
+                pub const fn zeros() -> Self {
+                    Self { #(#names: ::symnet::Dense::zeros(),)* }
+                }
+
+                /// Random weights, deterministic for `seed`: Glorot uniform for sigmoid, tanh,
+                /// identity, softplus and softmax layers, He uniform for relu-like ones; zero
+                /// biases.
+                pub fn init(seed: u64) -> Self {
+                    let mut net = Self::zeros();
+                    #(#inits)*
+                    net
+                }
+
+                /// The network's output for one sample.
+                #[inline]
+                pub fn forward(&self, x: &[#ty; #n_in]) -> [#ty; #n_out] {
+                    #forward_body
+                    #out
+                }
+
+                /// The latent representation of one sample: the input of the last layer.
+                #[inline]
+                pub fn latent(&self, x: &[#ty; #n_in]) -> [#ty; #n_latent] {
+                    #latent_body
+                    #out
+                }
+
+                /// The loss of one sample.
+                #[inline]
+                pub fn loss(&self, x: &[#ty; #n_in], y: &[#ty; #n_out]) -> #ty {
+                    #loss_body
+                    #out
+                }
+
+                /// Adds the gradient of the loss of one sample into `grad` and returns the loss.
+                #[inline]
+                pub fn backward(&self, x: &[#ty; #n_in], y: &[#ty; #n_out], grad: &mut Self) -> #ty {
+                    self.backward_scaled(x, y, #one, grad)
+                }
+
+                /// Adds `seed` times the gradient of the loss of one sample into `grad` and
+                /// returns the (unscaled) loss.
+                #[inline]
+                pub fn backward_scaled(&self, x: &[#ty; #n_in], y: &[#ty; #n_out], seed: #ty, grad: &mut Self) -> #ty {
+                    #backward_body
+                    #out
+                }
+
+                /// The outputs of a batch of samples.
+                ///
+                /// # Panics
+                /// If `xs` and `out` have different lengths.
+                pub fn forward_batch(&self, xs: &[[#ty; #n_in]], out: &mut [[#ty; #n_out]]) {
+                    assert_eq!(xs.len(), out.len(), "forward_batch: {} inputs but {} output rows", xs.len(), out.len());
+                    for (x, o) in xs.iter().zip(out.iter_mut()) {
+                        *o = self.forward(x);
+                    }
+                }
+
+                /// The mean loss of a batch.
+                ///
+                /// # Panics
+                /// If `xs` and `ys` have different lengths or are empty.
+                pub fn loss_batch(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]]) -> #ty {
+                    assert_eq!(xs.len(), ys.len(), "loss_batch: {} inputs but {} targets", xs.len(), ys.len());
+                    assert!(!xs.is_empty(), "loss_batch: empty batch");
+                    let mut total: #ty = 0.0;
+                    for (x, y) in xs.iter().zip(ys) {
+                        total += self.loss(x, y);
+                    }
+                    total / xs.len() as #ty
+                }
+
+                /// Adds the mean gradient of a batch into `grad` and returns the mean loss.
+                ///
+                /// # Panics
+                /// If `xs` and `ys` have different lengths or are empty.
+                pub fn backward_batch(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]], grad: &mut Self) -> #ty {
+                    assert_eq!(xs.len(), ys.len(), "backward_batch: {} inputs but {} targets", xs.len(), ys.len());
+                    assert!(!xs.is_empty(), "backward_batch: empty batch");
+                    let scale = 1.0 / xs.len() as #ty;
+                    let mut total: #ty = 0.0;
+                    for (x, y) in xs.iter().zip(ys) {
+                        total += self.backward_scaled(x, y, scale, grad);
+                    }
+                    total * scale
+                }
+
+                /// The parameters as one flat slice: layer after layer, weights row by row,
+                /// then biases.
+                #[inline]
+                pub fn params(&self) -> &[#ty] {
+                    ::symnet::__private::Flat::flat(self)
+                }
+
+                /// The parameters as one flat mutable slice.
+                #[inline]
+                pub fn params_mut(&mut self) -> &mut [#ty] {
+                    ::symnet::__private::Flat::flat_mut(self)
+                }
+            }
+
+            // SAFETY: the struct is #[repr(C)] and made only of `Dense<T, _, _>` fields, which
+            // are #[repr(C)] arrays of T; its size is asserted above to be PARAMS values of T.
+            unsafe impl ::symnet::__private::Flat<#ty> for #ident {
+                const N: usize = #n_params;
+            }
+
+            #[automatically_derived]
+            impl ::symnet::Network for #ident {
+                type Scalar = #ty;
+                const INPUTS: usize = #n_in;
+                const OUTPUTS: usize = #n_out;
+                const PARAMS: usize = #n_params;
+                fn zeros() -> Self {
+                    #ident::zeros()
+                }
+                fn init(seed: u64) -> Self {
+                    #ident::init(seed)
+                }
+                fn params(&self) -> &[#ty] {
+                    #ident::params(self)
+                }
+                fn params_mut(&mut self) -> &mut [#ty] {
+                    #ident::params_mut(self)
+                }
+                fn tensors() -> &'static [(&'static str, &'static [usize])] {
+                    &[#(#tensors),*]
+                }
+                fn forward_slice(&self, x: &[#ty], out: &mut [#ty]) {
+                    let x = ::symnet::__private::array::<#ty, #n_in>(x, "forward_slice input");
+                    let out = ::symnet::__private::array_mut::<#ty, #n_out>(out, "forward_slice output");
+                    *out = self.forward(x);
+                }
+                fn loss_slice(&self, x: &[#ty], y: &[#ty]) -> #ty {
+                    let x = ::symnet::__private::array::<#ty, #n_in>(x, "loss_slice input");
+                    let y = ::symnet::__private::array::<#ty, #n_out>(y, "loss_slice target");
+                    self.loss(x, y)
+                }
+                fn backward_slice(&self, x: &[#ty], y: &[#ty], scale: #ty, grad: &mut Self) -> #ty {
+                    let x = ::symnet::__private::array::<#ty, #n_in>(x, "backward_slice input");
+                    let y = ::symnet::__private::array::<#ty, #n_out>(y, "backward_slice target");
+                    self.backward_scaled(x, y, scale, grad)
+                }
+            }
+        };
+    }
+}
+
+#[allow(unused)]
+fn _report_unused(_: &simplify::Report) {}

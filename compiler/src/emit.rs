@@ -1,0 +1,490 @@
+//! Emission: a [`Program`] becomes the statements of one generated function.
+//!
+//! Each node is either *materialized* (bound to a local `let`) or *inlined* into the element
+//! expression of its single consumer. Reductions (`mv`, `mm`, `sum`, `softmax`, `logsumexp`),
+//! scalars, values used more than once and operands whose elements are read more than once (both
+//! sides of `outer`, the vector of `mv`) are materialized; cheap elementwise work is inlined.
+//!
+//! A materialized tensor is written as straight-line code (an array literal of element
+//! expressions with constant indices) when its work is at most [`UNROLL_LIMIT`] operations, and
+//! as loops with constant bounds otherwise, so that compile time grows with the number of
+//! operations in the graph, not with the widths of the layers.
+
+use std::collections::HashMap;
+
+use egg::{Language, Symbol};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{format_ident, quote, ToTokens};
+
+use crate::check::ScalarType;
+use crate::ir::{Shape, Tensor};
+use crate::simplify::Program;
+
+/// A materialized tensor whose computation takes at most this many scalar operations is
+/// written out as straight-line code; above it, as loops. Chosen by measuring: at 256 the
+/// expansion of a 64-128-128-10 net stays small while 2-4-1 and 4-16-3 nets are fully
+/// straight-line (see ARCHITECTURE.md).
+pub const UNROLL_LIMIT: usize = 256;
+
+/// A reduction over at most this many terms is written inline as `a0 * b0 + a1 * b1 + ...`
+/// inside a loop body; a longer one becomes an inner loop.
+pub const INLINE_REDUCTION: usize = 8;
+
+/// Where a root's value goes.
+pub enum Dest {
+    /// Bound to a local that the caller names (`let <name> = ...;`).
+    Local(Ident),
+    /// Added elementwise into an existing place, such as `grad.hidden.w`.
+    AddInto(TokenStream),
+}
+
+/// Writes the body of one function.
+pub struct Emitter<'a> {
+    prog: &'a Program,
+    scalar: ScalarType,
+    paths: &'a HashMap<Symbol, TokenStream>,
+    materialized: Vec<bool>,
+    counter: std::cell::Cell<usize>,
+}
+
+#[derive(Clone)]
+enum Idx {
+    Const(usize),
+    Var(Ident),
+}
+
+impl ToTokens for Idx {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        match self {
+            Idx::Const(c) => Literal::usize_unsuffixed(*c).to_tokens(tokens),
+            Idx::Var(v) => tokens.extend(quote!(#v)),
+        }
+    }
+}
+
+fn is_reduction(node: &Tensor) -> bool {
+    matches!(
+        node,
+        Tensor::MatVec(_)
+            | Tensor::MatMul(_)
+            | Tensor::Sum(_)
+            | Tensor::Softmax(_)
+            | Tensor::LogSumExp(_)
+    )
+}
+
+impl<'a> Emitter<'a> {
+    /// Plans materialization for `prog` given the roots that will be written.
+    pub fn new(
+        prog: &'a Program,
+        scalar: ScalarType,
+        paths: &'a HashMap<Symbol, TokenStream>,
+    ) -> Self {
+        let n = prog.nodes.len();
+        let mut uses = vec![0usize; n];
+        let mut repeated = vec![false; n];
+        for node in &prog.nodes {
+            for (k, c) in node.children().iter().enumerate() {
+                let c = usize::from(*c);
+                uses[c] += 1;
+                // Operands whose elements are each read several times, or passed as arrays.
+                let rep = match node {
+                    Tensor::Outer(_) | Tensor::MatMul(_) => true,
+                    Tensor::MatVec(_) => k == 1,
+                    Tensor::Softmax(_) | Tensor::LogSumExp(_) => true,
+                    _ => false,
+                };
+                repeated[c] |= rep;
+            }
+        }
+        for &r in &prog.roots {
+            uses[r] += 1;
+        }
+        let materialized = (0..n)
+            .map(|i| {
+                let node = &prog.nodes[i];
+                if node.is_leaf() || matches!(node, Tensor::Transpose(_)) {
+                    return false;
+                }
+                uses[i] > 1
+                    || repeated[i]
+                    || is_reduction(node)
+                    || prog.shapes[i] == Shape::Scalar
+            })
+            .collect();
+        Emitter {
+            prog,
+            scalar,
+            paths,
+            materialized,
+            counter: std::cell::Cell::new(0),
+        }
+    }
+
+    fn fresh(&self, prefix: &str) -> Ident {
+        let c = self.counter.get();
+        self.counter.set(c + 1);
+        format_ident!("{}{}", prefix, c)
+    }
+
+    fn local(i: usize) -> Ident {
+        format_ident!("t{}", i)
+    }
+
+    /// The scalar type's tokens.
+    pub fn ty(&self) -> TokenStream {
+        match self.scalar {
+            ScalarType::F32 => quote!(f32),
+            ScalarType::F64 => quote!(f64),
+        }
+    }
+
+    /// A literal of the scalar type.
+    pub fn lit(&self, v: f64) -> TokenStream {
+        let l = match self.scalar {
+            ScalarType::F32 => Literal::f32_suffixed(v.abs() as f32),
+            ScalarType::F64 => Literal::f64_suffixed(v.abs()),
+        };
+        if v.is_sign_negative() {
+            quote!((-#l))
+        } else {
+            quote!(#l)
+        }
+    }
+
+    fn zero(&self) -> TokenStream {
+        self.lit(0.0)
+    }
+
+    fn call(&self, f: &str, args: &[TokenStream]) -> TokenStream {
+        let f = Ident::new(f, Span::call_site());
+        quote!(::symnet::__private::ScalarTrait::#f(#(#args),*))
+    }
+
+    fn child(&self, i: usize, k: usize) -> usize {
+        usize::from(self.prog.nodes[i].children()[k])
+    }
+
+    /// The element `idx` of node `i`, as a reference when materialized.
+    fn elem(&self, i: usize, idx: &[Idx]) -> TokenStream {
+        if self.materialized[i] {
+            let t = Self::local(i);
+            return quote!(#t #([#idx])*);
+        }
+        self.compute(i, idx)
+    }
+
+    /// The element `idx` of node `i`, computed from its operands.
+    fn compute(&self, i: usize, idx: &[Idx]) -> TokenStream {
+        let node = &self.prog.nodes[i];
+        let shape = self.prog.shapes[i];
+        // The index of an operand of an elementwise op: none for a broadcast scalar.
+        let sub = |k: usize| -> TokenStream {
+            let c = self.child(i, k);
+            if self.prog.shapes[c] == Shape::Scalar {
+                self.elem(c, &[])
+            } else {
+                self.elem(c, idx)
+            }
+        };
+        match node {
+            Tensor::Num(v) => self.lit(v.into_inner()),
+            Tensor::Symbol(s) => {
+                let p = &self.paths[s];
+                quote!(#p #([#idx])*)
+            }
+            Tensor::Add(_) => {
+                let (a, b) = (sub(0), sub(1));
+                quote!((#a + #b))
+            }
+            Tensor::Sub(_) => {
+                let (a, b) = (sub(0), sub(1));
+                quote!((#a - #b))
+            }
+            Tensor::Mul(_) => {
+                let (a, b) = (sub(0), sub(1));
+                quote!((#a * #b))
+            }
+            Tensor::Div(_) => {
+                let (a, b) = (sub(0), sub(1));
+                quote!((#a / #b))
+            }
+            Tensor::Neg(_) => {
+                let a = sub(0);
+                quote!((-#a))
+            }
+            Tensor::Sigmoid(_) => self.call("sigmoid", &[sub(0)]),
+            Tensor::Tanh(_) => self.call("tanh", &[sub(0)]),
+            Tensor::Relu(_) => self.call("relu", &[sub(0)]),
+            Tensor::Step(_) => self.call("step", &[sub(0)]),
+            Tensor::Softplus(_) => self.call("softplus", &[sub(0)]),
+            Tensor::Exp(_) => self.call("exp", &[sub(0)]),
+            Tensor::Ln(_) => self.call("ln", &[sub(0)]),
+            Tensor::Abs(_) => self.call("abs", &[sub(0)]),
+            Tensor::Sign(_) => self.call("sign", &[sub(0)]),
+            Tensor::LeakyRelu(_) => self.call("leaky_relu", &[sub(0), sub(1)]),
+            Tensor::LeakyStep(_) => self.call("leaky_step", &[sub(0), sub(1)]),
+            Tensor::Fill(_) => self.elem(self.child(i, 0), &[]),
+            Tensor::Transpose(_) => {
+                let c = self.child(i, 0);
+                self.elem(c, &[idx[1].clone(), idx[0].clone()])
+            }
+            Tensor::Outer(_) => {
+                let a = self.elem(self.child(i, 0), &idx[..1]);
+                let b = self.elem(self.child(i, 1), &idx[1..]);
+                quote!((#a * #b))
+            }
+            Tensor::MatVec(_) => {
+                let (m, v) = (self.child(i, 0), self.child(i, 1));
+                let n = self.prog.shapes[v].len();
+                self.reduce(n, |k| {
+                    let a = self.elem(m, &[idx[0].clone(), k.clone()]);
+                    let b = self.elem(v, &[k]);
+                    quote!(#a * #b)
+                })
+            }
+            Tensor::MatMul(_) => {
+                let (a, b) = (self.child(i, 0), self.child(i, 1));
+                let n = self.prog.shapes[a].dims()[1];
+                self.reduce(n, |k| {
+                    let x = self.elem(a, &[idx[0].clone(), k.clone()]);
+                    let y = self.elem(b, &[k, idx[1].clone()]);
+                    quote!(#x * #y)
+                })
+            }
+            Tensor::Sum(_) => {
+                let c = self.child(i, 0);
+                let n = self.prog.shapes[c].len();
+                self.reduce(n, |k| self.elem(c, &[k]))
+            }
+            Tensor::Softmax(_) | Tensor::LogSumExp(_) => {
+                // Only reached through `let_node`, which passes the operand as an array.
+                let c = Self::local(self.child(i, 0));
+                let f = if matches!(node, Tensor::Softmax(_)) {
+                    quote!(softmax)
+                } else {
+                    quote!(logsumexp)
+                };
+                let _ = shape;
+                quote!(::symnet::__private::#f(&#c))
+            }
+        }
+    }
+
+    /// `sum_k term(k)` over `0..n`: inline for short sums and constant indices, else a loop.
+    fn reduce(&self, n: usize, term: impl Fn(Idx) -> TokenStream) -> TokenStream {
+        if n <= INLINE_REDUCTION {
+            let terms = (0..n).map(|k| term(Idx::Const(k)));
+            quote!((#(#terms)+*))
+        } else {
+            let k = self.fresh("k");
+            let acc = self.fresh("acc");
+            let t = term(Idx::Var(k.clone()));
+            let zero = self.zero();
+            quote!({
+                let mut #acc = #zero;
+                for #k in 0..#n {
+                    #acc += #t;
+                }
+                #acc
+            })
+        }
+    }
+
+    /// Scalar operations needed to compute node `i` in full.
+    fn work(&self, i: usize) -> usize {
+        let shape = self.prog.shapes[i];
+        crate::simplify::cost::node_flops(&self.prog.nodes[i], shape, |c| {
+            Some(self.prog.shapes[usize::from(c)])
+        })
+        .max(shape.len())
+    }
+
+    /// Statements that compute node `i` into `dest` (`let` or `+=`), unrolled or looped.
+    fn write(&self, i: usize, dest: &Dest, unroll: bool) -> TokenStream {
+        let shape = self.prog.shapes[i];
+        let node = &self.prog.nodes[i];
+        let ty = self.ty();
+        let zero = self.zero();
+        // Whole-array helpers.
+        if let (Tensor::Softmax(_) | Tensor::LogSumExp(_), Dest::Local(name)) = (node, dest) {
+            let e = self.compute(i, &[]);
+            return quote!(let #name = #e;);
+        }
+        // W^T g written as a sum of rows, so that the inner loop runs over contiguous,
+        // independent outputs and vectorizes (a dot product per output would not).
+        if let (Tensor::MatVec([m, v]), Dest::Local(name), false) = (node, dest, unroll) {
+            if let Tensor::Transpose(w) = &self.prog.nodes[usize::from(*m)] {
+                let w = usize::from(*w);
+                let v = usize::from(*v);
+                let (rows, cols) = match self.prog.shapes[w] {
+                    Shape::Matrix(r, c) => (r, c),
+                    _ => unreachable!("transpose of a matrix"),
+                };
+                let (o, j) = (self.fresh("o"), self.fresh("j"));
+                let wel = self.elem(w, &[Idx::Var(o.clone()), Idx::Var(j.clone())]);
+                let g = self.elem(v, &[Idx::Var(o.clone())]);
+                return quote! {
+                    let mut #name = [#zero; #cols];
+                    for #o in 0..#rows {
+                        let g = #g;
+                        for #j in 0..#cols {
+                            #name[#j] += #wel * g;
+                        }
+                    }
+                };
+            }
+        }
+        match shape {
+            Shape::Scalar => {
+                let e = self.compute(i, &[]);
+                match dest {
+                    Dest::Local(name) => quote!(let #name: #ty = #e;),
+                    Dest::AddInto(p) => quote!(#p += #e;),
+                }
+            }
+            Shape::Vector(n) => {
+                if unroll {
+                    let es: Vec<TokenStream> =
+                        (0..n).map(|j| self.compute(i, &[Idx::Const(j)])).collect();
+                    match dest {
+                        Dest::Local(name) => quote!(let #name: [#ty; #n] = [#(#es),*];),
+                        Dest::AddInto(p) => {
+                            let js = 0..n;
+                            quote!(#(#p[#js] += #es;)*)
+                        }
+                    }
+                } else {
+                    let j = self.fresh("i");
+                    let e = self.compute(i, &[Idx::Var(j.clone())]);
+                    match dest {
+                        Dest::Local(name) => quote! {
+                            let mut #name = [#zero; #n];
+                            for #j in 0..#n {
+                                #name[#j] = #e;
+                            }
+                        },
+                        Dest::AddInto(p) => quote! {
+                            for #j in 0..#n {
+                                #p[#j] += #e;
+                            }
+                        },
+                    }
+                }
+            }
+            Shape::Matrix(r, c) => {
+                if unroll {
+                    let rows: Vec<Vec<TokenStream>> = (0..r)
+                        .map(|a| {
+                            (0..c)
+                                .map(|b| self.compute(i, &[Idx::Const(a), Idx::Const(b)]))
+                                .collect()
+                        })
+                        .collect();
+                    match dest {
+                        Dest::Local(name) => {
+                            let rows = rows.iter().map(|row| quote!([#(#row),*]));
+                            quote!(let #name: [[#ty; #c]; #r] = [#(#rows),*];)
+                        }
+                        Dest::AddInto(p) => {
+                            let mut out = TokenStream::new();
+                            for (a, row) in rows.iter().enumerate() {
+                                for (b, e) in row.iter().enumerate() {
+                                    out.extend(quote!(#p[#a][#b] += #e;));
+                                }
+                            }
+                            out
+                        }
+                    }
+                } else {
+                    let (a, b) = (self.fresh("i"), self.fresh("j"));
+                    let e = self.compute(i, &[Idx::Var(a.clone()), Idx::Var(b.clone())]);
+                    match dest {
+                        Dest::Local(name) => quote! {
+                            let mut #name = [[#zero; #c]; #r];
+                            for #a in 0..#r {
+                                for #b in 0..#c {
+                                    #name[#a][#b] = #e;
+                                }
+                            }
+                        },
+                        Dest::AddInto(p) => quote! {
+                            for #a in 0..#r {
+                                for #b in 0..#c {
+                                    #p[#a][#b] += #e;
+                                }
+                            }
+                        },
+                    }
+                }
+            }
+        }
+    }
+
+    /// The function body: every materialized node in order, then each root into its
+    /// destination. `dests[k]` is where `prog.roots[k]` goes.
+    pub fn body(&self, dests: &[Dest]) -> TokenStream {
+        let mut out = TokenStream::new();
+        for i in 0..self.prog.nodes.len() {
+            if self.materialized[i] {
+                let unroll = self.work(i) <= UNROLL_LIMIT;
+                out.extend(self.write(i, &Dest::Local(Self::local(i)), unroll));
+            }
+        }
+        for (&r, dest) in self.prog.roots.iter().zip(dests) {
+            match dest {
+                Dest::Local(name) => {
+                    if self.materialized[r] {
+                        let t = Self::local(r);
+                        out.extend(quote!(let #name = #t;));
+                    } else {
+                        let unroll = self.work(r) <= UNROLL_LIMIT;
+                        out.extend(self.write_value(r, name, unroll));
+                    }
+                }
+                Dest::AddInto(_) => {
+                    let unroll = self.work(r) <= UNROLL_LIMIT;
+                    if self.materialized[r] {
+                        out.extend(self.copy_into(r, dest, unroll));
+                    } else {
+                        out.extend(self.write(r, dest, unroll));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `let name = <value of root r>;` for a root that is not materialized (a leaf, or an
+    /// inlined elementwise term).
+    fn write_value(&self, r: usize, name: &Ident, unroll: bool) -> TokenStream {
+        if let Tensor::Symbol(s) = &self.prog.nodes[r] {
+            let p = &self.paths[s];
+            return quote!(let #name = *#p;);
+        }
+        self.write(r, &Dest::Local(name.clone()), unroll)
+    }
+
+    /// `dest += t_r` elementwise.
+    fn copy_into(&self, r: usize, dest: &Dest, unroll: bool) -> TokenStream {
+        let Dest::AddInto(p) = dest else {
+            unreachable!()
+        };
+        let t = Self::local(r);
+        let dims = self.prog.shapes[r].dims();
+        let _ = unroll;
+        match dims.len() {
+            0 => quote!(#p += #t;),
+            1 => {
+                let j = self.fresh("i");
+                let n = dims[0];
+                quote!(for #j in 0..#n { #p[#j] += #t[#j]; })
+            }
+            _ => {
+                let (a, b) = (self.fresh("i"), self.fresh("j"));
+                let (rr, cc) = (dims[0], dims[1]);
+                quote!(for #a in 0..#rr { for #b in 0..#cc { #p[#a][#b] += #t[#a][#b]; } })
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The slice-based view of a generated network.
+
+use crate::Scalar;
+
+/// What every `network!` struct implements: fixed sizes, a flat parameter view, and slice-based
+/// forward, loss and gradient, so that optimizers and training loops are written once for all
+/// networks.
+///
+/// The generated inherent methods take arrays (`&[T; INPUTS]`) and are what application code
+/// should call; the methods here take slices and panic if a slice has the wrong length (the
+/// trainers check lengths first and report a `Result` error).
+pub trait Network: Sized {
+    /// The scalar type, `f32` or `f64`.
+    type Scalar: Scalar;
+    /// The input width.
+    const INPUTS: usize;
+    /// The output width.
+    const OUTPUTS: usize;
+    /// The number of parameters: `k1 (n + 1) + k2 (k1 + 1) + ...`.
+    const PARAMS: usize;
+
+    /// Every parameter zero (also the neutral gradient accumulator).
+    fn zeros() -> Self;
+    /// Random initialization, deterministic for a seed (Glorot uniform for sigmoid, tanh,
+    /// identity and softmax layers, He uniform for relu-like layers, zero biases).
+    fn init(seed: u64) -> Self;
+    /// The parameters as one flat slice, layer after layer, weights row-major then biases.
+    fn params(&self) -> &[Self::Scalar];
+    /// The parameters as one flat mutable slice.
+    fn params_mut(&mut self) -> &mut [Self::Scalar];
+    /// The names and shapes of the layers' tensors, in `params()` order: for each layer
+    /// `("<name>.w", [OUT, IN])` then `("<name>.b", [OUT])`.
+    fn tensors() -> &'static [(&'static str, &'static [usize])];
+
+    /// Writes the network's output for one sample into `out` (`INPUTS` and `OUTPUTS` long).
+    fn forward_slice(&self, x: &[Self::Scalar], out: &mut [Self::Scalar]);
+    /// The loss of one sample.
+    fn loss_slice(&self, x: &[Self::Scalar], y: &[Self::Scalar]) -> Self::Scalar;
+    /// Adds `scale * dL/dtheta` of one sample into `grad` and returns the (unscaled) loss.
+    fn backward_slice(
+        &self,
+        x: &[Self::Scalar],
+        y: &[Self::Scalar],
+        scale: Self::Scalar,
+        grad: &mut Self,
+    ) -> Self::Scalar;
+}

@@ -1,0 +1,187 @@
+//! Every gradient the macro emits, checked against central finite differences of the loss: for
+//! every activation (hidden and output) and every loss it is compatible with, in f64 and f32;
+//! and the batch variants against the mean of per-sample results.
+
+mod common;
+
+use common::{gradients, random_net, sample, Target};
+use symnet::{network, Network, Scalar, SplitMix64};
+
+/// f64: finite-difference step, and the tolerance `|g - fd| <= REL (|g| + |fd|) + ABS`.
+/// The step's truncation and rounding errors are both about 1e-11 here, far below the bound.
+const H64: f64 = 1e-5;
+const REL64: f64 = 1e-6;
+const ABS64: f64 = 1e-9;
+
+/// f32: a central difference in f32 has rounding error ~ eps_f32 L / h, so the step is larger
+/// and the tolerance looser: 1% relative plus 2e-3 absolute.
+const H32: f64 = 3e-3;
+const REL32: f64 = 1e-2;
+const ABS32: f64 = 2e-3;
+
+fn check<N: Network>(name: &str, target: Target, h: f64, rel: f64, abs: f64) {
+    let mut rng = SplitMix64::new(0x5EED);
+    let mut any_nonzero = false;
+    for trial in 0..4u64 {
+        let net: N = random_net(1000 + trial);
+        let (x, y) = sample::<N::Scalar>(&mut rng, N::INPUTS, N::OUTPUTS, target);
+        let (analytic, numeric, loss) = gradients(&net, &x, &y, h);
+        // Finite differences are only valid where the loss is smooth over [p - h, p + h]: a
+        // relu or abs kink inside that interval makes the step-h and step-h/2 estimates
+        // disagree. Such components are skipped, and there may be only a few of them.
+        let (_, half, _) = gradients(&net, &x, &y, h / 2.0);
+        assert!(loss.is_finite(), "{name}: loss {loss}");
+        let direct = net.loss_slice(&x, &y).to_f64();
+        assert!(
+            (loss - direct).abs() <= 1e-6 * loss.abs().max(1.0),
+            "{name}: backward's loss {loss} differs from loss() {direct}"
+        );
+        let mut kinks = 0;
+        for (i, ((g, fd), fd2)) in analytic.iter().zip(&numeric).zip(&half).enumerate() {
+            if (fd - fd2).abs() > rel * (fd.abs() + fd2.abs()) + abs {
+                kinks += 1;
+                continue;
+            }
+            assert!(
+                (g - fd).abs() <= rel * (g.abs() + fd.abs()) + abs,
+                "{name} (trial {trial}): parameter {i}: backward {g:e}, finite differences {fd:e}"
+            );
+        }
+        assert!(
+            kinks <= (N::PARAMS / 50).max(2),
+            "{name} (trial {trial}): {kinks} of {} components not smooth",
+            N::PARAMS
+        );
+        any_nonzero |= analytic.iter().any(|g| g.abs() > 1e-6);
+    }
+    // A gradient check that passes with an all-zero gradient would prove nothing.
+    assert!(any_nonzero, "{name}: zero gradient in every trial");
+}
+
+/// The batch variants equal the mean of the per-sample results.
+fn check_batch<N: Network, const I: usize, const O: usize>(
+    name: &str,
+    target: Target,
+    loss_batch: impl Fn(&N, &[[N::Scalar; I]], &[[N::Scalar; O]]) -> N::Scalar,
+    backward_batch: impl Fn(&N, &[[N::Scalar; I]], &[[N::Scalar; O]], &mut N) -> N::Scalar,
+) {
+    let mut rng = SplitMix64::new(77);
+    let net: N = random_net(5);
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for _ in 0..7 {
+        let (x, y) = sample::<N::Scalar>(&mut rng, I, O, target);
+        xs.push(<[N::Scalar; I]>::try_from(x).unwrap());
+        ys.push(<[N::Scalar; O]>::try_from(y).unwrap());
+    }
+    let mut mean_grad = vec![0.0f64; N::PARAMS];
+    let mut mean_loss = 0.0;
+    for (x, y) in xs.iter().zip(&ys) {
+        let mut g = N::zeros();
+        mean_loss += net.backward_slice(x, y, N::Scalar::ONE, &mut g).to_f64() / 7.0;
+        for (m, gi) in mean_grad.iter_mut().zip(g.params()) {
+            *m += gi.to_f64() / 7.0;
+        }
+    }
+    let tol = if N::Scalar::NAME == "f32" { 1e-5 } else { 1e-13 };
+    let mut g = N::zeros();
+    let l = backward_batch(&net, &xs, &ys, &mut g).to_f64();
+    assert!((l - mean_loss).abs() <= tol * mean_loss.abs().max(1.0), "{name}: batch loss");
+    assert!(
+        (loss_batch(&net, &xs, &ys).to_f64() - mean_loss).abs() <= tol * mean_loss.abs().max(1.0),
+        "{name}: loss_batch"
+    );
+    for (i, (a, b)) in g.params().iter().zip(&mean_grad).enumerate() {
+        assert!((a.to_f64() - b).abs() <= tol * b.abs().max(1.0), "{name}: batch gradient {i}: {a} vs {b}");
+    }
+}
+
+/// Declares a network over f64 and f32 and tests both.
+macro_rules! case {
+    ($test:ident, $target:ident, { $($body:tt)* }) => {
+        #[allow(non_snake_case)]
+        mod $test {
+            use super::*;
+            network! { pub struct N64<f64> { $($body)* } }
+            network! { pub struct N32<f32> { $($body)* } }
+
+            #[test]
+            fn f64_backward_matches_finite_differences() {
+                check::<N64>(concat!(stringify!($test), " f64"), Target::$target, H64, REL64, ABS64);
+            }
+
+            #[test]
+            fn f32_backward_matches_finite_differences() {
+                check::<N32>(concat!(stringify!($test), " f32"), Target::$target, H32, REL32, ABS32);
+            }
+
+            #[test]
+            fn batch_is_the_mean_of_samples() {
+                check_batch::<N64, { N64::INPUTS }, { N64::OUTPUTS }>(
+                    stringify!($test), Target::$target, N64::loss_batch, N64::backward_batch,
+                );
+                check_batch::<N32, { N32::INPUTS }, { N32::OUTPUTS }>(
+                    stringify!($test), Target::$target, N32::loss_batch, N32::backward_batch,
+                );
+            }
+        }
+    };
+}
+
+/// Every hidden activation with every regression loss (the output uses the same activation),
+/// and with both classification losses.
+macro_rules! activation_cases {
+    ($($act:ident => ($($spec:tt)*);)*) => {
+        $(
+            #[allow(non_snake_case)]
+            mod $act {
+                use super::*;
+                case!(mse, Real, { input: 3, h1: dense(5) -> $($spec)*, h2: dense(4) -> $($spec)*, out: dense(2) -> $($spec)*, loss: mse });
+                case!(mae, Real, { input: 3, h1: dense(5) -> $($spec)*, out: dense(3) -> $($spec)*, loss: mae });
+                case!(gaussian_nll, Real, { input: 3, h1: dense(5) -> $($spec)*, out: dense(2) -> $($spec)*, loss: gaussian_nll(sigma = 0.7) });
+                case!(binary_cross_entropy, Binary, { input: 3, h1: dense(5) -> $($spec)*, out: dense(2) -> sigmoid, loss: binary_cross_entropy });
+                case!(cross_entropy, OneHot, { input: 3, h1: dense(5) -> $($spec)*, out: dense(4) -> softmax, loss: cross_entropy });
+            }
+        )*
+    };
+}
+
+activation_cases! {
+    identity => (identity);
+    sigmoid => (sigmoid);
+    tanh => (tanh);
+    relu => (relu);
+    leaky_relu => (leaky_relu(0.1));
+    softplus => (softplus);
+}
+
+// Softmax is an output-only activation: with each regression loss too.
+case!(softmax_mse, OneHot, { input: 3, h1: dense(5) -> tanh, out: dense(3) -> softmax, loss: mse });
+case!(softmax_mae, OneHot, { input: 3, h1: dense(5) -> tanh, out: dense(3) -> softmax, loss: mae });
+case!(softmax_gaussian_nll, OneHot, { input: 3, h1: dense(5) -> tanh, out: dense(3) -> softmax, loss: gaussian_nll(sigma = 2) });
+// Implicit identity, a single layer, and a layer wide enough for the emitter's loops.
+case!(implicit_identity, Real, { input: 2, h: dense(3), out: dense(1), loss: mse });
+case!(single_layer_logistic, Binary, { input: 4, out: dense(1) -> sigmoid, loss: binary_cross_entropy });
+case!(wide_loops, OneHot, { input: 20, h1: dense(40) -> relu, h2: dense(24) -> tanh, out: dense(10) -> softmax, loss: cross_entropy });
+case!(wide_regression, Real, { input: 17, h1: dense(33) -> softplus, out: dense(9) -> sigmoid, loss: gaussian_nll(sigma = 1.5) });
+
+#[test]
+fn f32_and_f64_agree() {
+    network! { struct A<f64> { input: 3, h: dense(6) -> tanh, out: dense(3) -> softmax, loss: cross_entropy } }
+    network! { struct B<f32> { input: 3, h: dense(6) -> tanh, out: dense(3) -> softmax, loss: cross_entropy } }
+    let a: A = random_net(3);
+    let mut b = B::zeros();
+    for (pb, pa) in b.params_mut().iter_mut().zip(a.params()) {
+        *pb = *pa as f32;
+    }
+    let x = [0.3, -0.2, 0.9];
+    let y = [0.0, 1.0, 0.0];
+    let (mut ga, mut gb) = (A::zeros(), B::zeros());
+    let la = a.backward(&x, &y, &mut ga);
+    let lb = b.backward(&x.map(|v| v as f32), &y.map(|v| v as f32), &mut gb);
+    assert!((la - lb as f64).abs() < 1e-5);
+    for (p, q) in ga.params().iter().zip(gb.params()) {
+        assert!((p - *q as f64).abs() < 1e-5, "{p} vs {q}");
+    }
+    assert!(f64::NAME == "f64");
+}
