@@ -125,6 +125,10 @@ pub struct Layer {
     pub activation: Activation,
     /// The span of the whole entry's value, for diagnostics about the layer.
     pub span: Span,
+    /// The span of the width literal.
+    pub width_span: Span,
+    /// The span of the activation's name (the `dense` token when there is none).
+    pub activation_span: Span,
 }
 
 /// A validated network declaration.
@@ -239,6 +243,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
 
     let mut inputs: Option<usize> = None;
     let mut loss: Option<(Loss, Span)> = None;
+    let mut loss_seen = false;
     let mut layers: Vec<Layer> = Vec::new();
     let mut seen_names: Vec<Ident> = Vec::new();
     let n_entries = def.entries.len();
@@ -266,10 +271,11 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
                 }
             }
         } else if name == "loss" {
-            if loss.is_some() {
+            if loss_seen {
                 errs.push(entry.name.span(), "duplicate `loss` entry");
                 continue;
             }
+            loss_seen = true;
             if i + 1 != n_entries {
                 errs.push(
                     entry.name.span(),
@@ -327,7 +333,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
             "missing `input: N` entry: the network needs an input width",
         );
     }
-    if loss.is_none() {
+    if !loss_seen {
         errs.push(close, "missing `loss: ...` entry: the network needs a loss");
     }
     if layers.is_empty() && seen_names.is_empty() {
@@ -341,7 +347,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
     for l in layers.iter().rev().skip(1) {
         if l.activation == Activation::Softmax {
             errs.push(
-                l.span,
+                l.activation_span,
                 format!(
                     "softmax is only allowed on the output layer; `{}` is a hidden layer",
                     l.name
@@ -363,7 +369,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
                     );
                 } else if out.width < 2 {
                     errs.push(
-                        out.span,
+                        out.width_span,
                         "`cross_entropy` over a softmax needs at least 2 classes; for one output use `sigmoid` with `binary_cross_entropy`",
                     );
                 }
@@ -393,7 +399,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
             fan_in = l.width as u128;
             if total > MAX_PARAMS {
                 errs.push(
-                    l.span,
+                    l.width_span,
                     format!(
                         "the network is too large: {total} parameters by layer `{}`, more than the limit of {MAX_PARAMS}",
                         l.name
@@ -475,6 +481,11 @@ fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
         );
         return None;
     }
+    let width_span = match &head.args {
+        Some((_, args)) if !args.is_empty() => args[0].value.span,
+        _ => head.name.span(),
+    };
+    let activation_span = activation.as_ref().map_or(head.name.span(), |a| a.name.span());
     let w = match &head.args {
         Some((paren, args)) if args.len() == 1 && args[0].key.is_none() => {
             let a = &args[0].value;
@@ -528,6 +539,8 @@ fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
         width: w?,
         activation: act?,
         span,
+        width_span,
+        activation_span,
     })
 }
 

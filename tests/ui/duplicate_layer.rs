@@ -1,0 +1,13 @@
+use symnet::network;
+
+network! {
+    pub struct Net<f32> {
+        input: 2,
+        hidden: dense(4) -> relu,
+        hidden: dense(4) -> relu,
+        output: dense(1),
+        loss: mse,
+    }
+}
+
+fn main() {}

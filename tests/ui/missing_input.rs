@@ -1,0 +1,10 @@
+use symnet::network;
+
+network! {
+    pub struct Net<f32> {
+        output: dense(1),
+        loss: mse,
+    }
+}
+
+fn main() {}

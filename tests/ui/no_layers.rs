@@ -1,0 +1,10 @@
+use symnet::network;
+
+network! {
+    pub struct Net<f32> {
+        input: 2,
+        loss: mse,
+    }
+}
+
+fn main() {}

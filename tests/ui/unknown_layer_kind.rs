@@ -1,0 +1,12 @@
+use symnet::network;
+
+network! {
+    pub struct Net<f32> {
+        input: 2,
+        hidden: conv(3) -> relu,
+        output: dense(1),
+        loss: mse,
+    }
+}
+
+fn main() {}
