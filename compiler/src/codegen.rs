@@ -200,7 +200,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
 
         const _: () = {
             // The flat parameter view relies on the struct being exactly PARAMS scalars.
-            assert!(
+            ::core::assert!(
                 ::core::mem::size_of::<#ident>() == #n_params * ::core::mem::size_of::<#ty>()
             );
 
@@ -268,9 +268,9 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 /// # Panics
                 /// If `xs` and `out` have different lengths.
                 pub fn forward_batch(&self, xs: &[[#ty; #n_in]], out: &mut [[#ty; #n_out]]) {
-                    assert_eq!(xs.len(), out.len(), "forward_batch: {} inputs but {} output rows", xs.len(), out.len());
-                    for (x, o) in xs.iter().zip(out.iter_mut()) {
-                        *o = self.forward(x);
+                    ::core::assert_eq!(xs.len(), out.len(), "forward_batch: {} inputs but {} output rows", xs.len(), out.len());
+                    for i in 0..xs.len() {
+                        out[i] = self.forward(&xs[i]);
                     }
                 }
 
@@ -279,11 +279,11 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 /// # Panics
                 /// If `xs` and `ys` have different lengths or are empty.
                 pub fn loss_batch(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]]) -> #ty {
-                    assert_eq!(xs.len(), ys.len(), "loss_batch: {} inputs but {} targets", xs.len(), ys.len());
-                    assert!(!xs.is_empty(), "loss_batch: empty batch");
+                    ::core::assert_eq!(xs.len(), ys.len(), "loss_batch: {} inputs but {} targets", xs.len(), ys.len());
+                    ::core::assert!(!xs.is_empty(), "loss_batch: empty batch");
                     let mut total: #ty = 0.0;
-                    for (x, y) in xs.iter().zip(ys) {
-                        total += self.loss(x, y);
+                    for i in 0..xs.len() {
+                        total += self.loss(&xs[i], &ys[i]);
                     }
                     total / xs.len() as #ty
                 }
@@ -293,12 +293,12 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 /// # Panics
                 /// If `xs` and `ys` have different lengths or are empty.
                 pub fn backward_batch(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]], grad: &mut Self) -> #ty {
-                    assert_eq!(xs.len(), ys.len(), "backward_batch: {} inputs but {} targets", xs.len(), ys.len());
-                    assert!(!xs.is_empty(), "backward_batch: empty batch");
+                    ::core::assert_eq!(xs.len(), ys.len(), "backward_batch: {} inputs but {} targets", xs.len(), ys.len());
+                    ::core::assert!(!xs.is_empty(), "backward_batch: empty batch");
                     let scale = 1.0 / xs.len() as #ty;
                     let mut total: #ty = 0.0;
-                    for (x, y) in xs.iter().zip(ys) {
-                        total += self.backward_scaled(x, y, scale, grad);
+                    for i in 0..xs.len() {
+                        total += self.backward_scaled(&xs[i], &ys[i], scale, grad);
                     }
                     total * scale
                 }

@@ -30,6 +30,14 @@ pub const UNROLL_LIMIT: usize = 256;
 /// inside a loop body; a longer one becomes an inner loop.
 pub const INLINE_REDUCTION: usize = 8;
 
+/// The number of partial sums a long reduction keeps (8 `f32` lanes fill an AVX register).
+pub const REDUCTION_LANES: usize = 8;
+
+/// A tensor with more elements than this is always written as a loop, however little work it
+/// takes: unrolling a long elementwise loop only makes the code larger (LLVM vectorizes the
+/// loop anyway).
+pub const UNROLL_ELEMENTS: usize = 16;
+
 /// Where a root's value goes.
 pub enum Dest {
     /// Bound to a local that the caller names (`let <name> = ...;`).
@@ -50,16 +58,38 @@ pub struct Emitter<'a> {
 #[derive(Clone)]
 enum Idx {
     Const(usize),
-    Var(Ident),
+    Var(TokenStream),
 }
 
 impl ToTokens for Idx {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         match self {
             Idx::Const(c) => Literal::usize_unsuffixed(*c).to_tokens(tokens),
-            Idx::Var(v) => tokens.extend(quote!(#v)),
+            Idx::Var(v) => tokens.extend(v.clone()),
         }
     }
+}
+
+fn is_elementwise(node: &Tensor) -> bool {
+    matches!(
+        node,
+        Tensor::Add(_)
+            | Tensor::Sub(_)
+            | Tensor::Mul(_)
+            | Tensor::Div(_)
+            | Tensor::Neg(_)
+            | Tensor::Sigmoid(_)
+            | Tensor::Tanh(_)
+            | Tensor::Relu(_)
+            | Tensor::Step(_)
+            | Tensor::LeakyRelu(_)
+            | Tensor::LeakyStep(_)
+            | Tensor::Softplus(_)
+            | Tensor::Exp(_)
+            | Tensor::Ln(_)
+            | Tensor::Abs(_)
+            | Tensor::Sign(_)
+    )
 }
 
 fn is_reduction(node: &Tensor) -> bool {
@@ -83,10 +113,13 @@ impl<'a> Emitter<'a> {
         let n = prog.nodes.len();
         let mut uses = vec![0usize; n];
         let mut repeated = vec![false; n];
+        // Whether some consumer is not elementwise (reads other indices than its own).
+        let mut gathered = vec![false; n];
         for node in &prog.nodes {
             for (k, c) in node.children().iter().enumerate() {
                 let c = usize::from(*c);
                 uses[c] += 1;
+                gathered[c] |= !is_elementwise(node);
                 // Operands whose elements are each read several times, or passed as arrays.
                 let rep = match node {
                     Tensor::Outer(_) | Tensor::MatMul(_) => true,
@@ -106,9 +139,12 @@ impl<'a> Emitter<'a> {
                 if node.is_leaf() || matches!(node, Tensor::Transpose(_)) {
                     return false;
                 }
+                // A matrix product read once, elementwise, is computed inside its consumer's
+                // loop (so `W x + b` is one loop, not two).
+                let fusable = matches!(node, Tensor::MatVec(_) | Tensor::MatMul(_)) && !gathered[i];
                 uses[i] > 1
                     || repeated[i]
-                    || is_reduction(node)
+                    || (is_reduction(node) && !fusable)
                     || prog.shapes[i] == Shape::Scalar
             })
             .collect();
@@ -271,24 +307,50 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// `sum_k term(k)` over `0..n`: inline for short sums and constant indices, else a loop.
+    /// `sum_k term(k)` over `0..n`: inline for short sums; otherwise a loop that keeps
+    /// [`REDUCTION_LANES`] independent partial sums, so that LLVM can vectorize it (it may not
+    /// reorder a single float accumulator), followed by the remainder.
     fn reduce(&self, n: usize, term: impl Fn(Idx) -> TokenStream) -> TokenStream {
         if n <= INLINE_REDUCTION {
             let terms = (0..n).map(|k| term(Idx::Const(k)));
-            quote!((#(#terms)+*))
-        } else {
+            return quote!((#(#terms)+*));
+        }
+        let zero = self.zero();
+        let acc = self.fresh("acc");
+        if n < 2 * REDUCTION_LANES {
             let k = self.fresh("k");
-            let acc = self.fresh("acc");
-            let t = term(Idx::Var(k.clone()));
-            let zero = self.zero();
-            quote!({
+            let t = term(Idx::Var(quote!(#k)));
+            return quote!({
                 let mut #acc = #zero;
                 for #k in 0..#n {
                     #acc += #t;
                 }
                 #acc
-            })
+            });
         }
+        let lanes = REDUCTION_LANES;
+        let chunks = n / lanes;
+        let (c, l, k) = (self.fresh("c"), self.fresh("l"), self.fresh("k"));
+        let t = term(Idx::Var(quote!((#c * #lanes + #l))));
+        let lane_sum = (0..lanes).map(|i| quote!(#acc[#i]));
+        let tail = if chunks * lanes < n {
+            let tk = term(Idx::Var(quote!(#k)));
+            let start = chunks * lanes;
+            quote!(for #k in #start..#n { s += #tk; })
+        } else {
+            quote!()
+        };
+        quote!({
+            let mut #acc = [#zero; #lanes];
+            for #c in 0..#chunks {
+                for #l in 0..#lanes {
+                    #acc[#l] += #t;
+                }
+            }
+            let mut s = #(#lane_sum)+*;
+            #tail
+            s
+        })
     }
 
     /// Scalar operations needed to compute node `i` in full.
@@ -298,6 +360,10 @@ impl<'a> Emitter<'a> {
             Some(self.prog.shapes[usize::from(c)])
         })
         .max(shape.len())
+    }
+
+    fn unroll(&self, i: usize) -> bool {
+        self.work(i) <= UNROLL_LIMIT && self.prog.shapes[i].len() <= UNROLL_ELEMENTS
     }
 
     /// Statements that compute node `i` into `dest` (`let` or `+=`), unrolled or looped.
@@ -322,8 +388,8 @@ impl<'a> Emitter<'a> {
                     _ => unreachable!("transpose of a matrix"),
                 };
                 let (o, j) = (self.fresh("o"), self.fresh("j"));
-                let wel = self.elem(w, &[Idx::Var(o.clone()), Idx::Var(j.clone())]);
-                let g = self.elem(v, &[Idx::Var(o.clone())]);
+                let wel = self.elem(w, &[Idx::Var(quote!(#o)), Idx::Var(quote!(#j))]);
+                let g = self.elem(v, &[Idx::Var(quote!(#o))]);
                 return quote! {
                     let mut #name = [#zero; #cols];
                     for #o in 0..#rows {
@@ -356,7 +422,7 @@ impl<'a> Emitter<'a> {
                     }
                 } else {
                     let j = self.fresh("i");
-                    let e = self.compute(i, &[Idx::Var(j.clone())]);
+                    let e = self.compute(i, &[Idx::Var(quote!(#j))]);
                     match dest {
                         Dest::Local(name) => quote! {
                             let mut #name = [#zero; #n];
@@ -398,7 +464,7 @@ impl<'a> Emitter<'a> {
                     }
                 } else {
                     let (a, b) = (self.fresh("i"), self.fresh("j"));
-                    let e = self.compute(i, &[Idx::Var(a.clone()), Idx::Var(b.clone())]);
+                    let e = self.compute(i, &[Idx::Var(quote!(#a)), Idx::Var(quote!(#b))]);
                     match dest {
                         Dest::Local(name) => quote! {
                             let mut #name = [[#zero; #c]; #r];
@@ -427,7 +493,7 @@ impl<'a> Emitter<'a> {
         let mut out = TokenStream::new();
         for i in 0..self.prog.nodes.len() {
             if self.materialized[i] {
-                let unroll = self.work(i) <= UNROLL_LIMIT;
+                let unroll = self.unroll(i);
                 out.extend(self.write(i, &Dest::Local(Self::local(i)), unroll));
             }
         }
@@ -438,12 +504,12 @@ impl<'a> Emitter<'a> {
                         let t = Self::local(r);
                         out.extend(quote!(let #name = #t;));
                     } else {
-                        let unroll = self.work(r) <= UNROLL_LIMIT;
+                        let unroll = self.unroll(r);
                         out.extend(self.write_value(r, name, unroll));
                     }
                 }
                 Dest::AddInto(_) => {
-                    let unroll = self.work(r) <= UNROLL_LIMIT;
+                    let unroll = self.unroll(r);
                     if self.materialized[r] {
                         out.extend(self.copy_into(r, dest, unroll));
                     } else {
