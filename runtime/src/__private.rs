@@ -117,3 +117,35 @@ pub fn array_mut<'a, T, const N: usize>(s: &'a mut [T], what: &str) -> &'a mut [
         Err(_) => panic!("{what}: expected a slice of length {N}, got {len}"),
     }
 }
+
+/// [`softmax`] over a slice, written into `out` (same length, at least 1).
+#[inline]
+pub fn softmax_slice<T: Scalar>(z: &[T], out: &mut [T]) {
+    let mut m = z[0];
+    for &v in z.iter() {
+        m = m.max(v);
+    }
+    let mut s = T::ZERO;
+    for (ei, &zi) in out.iter_mut().zip(z.iter()) {
+        *ei = (zi - m).exp();
+        s += *ei;
+    }
+    let inv = T::ONE / s;
+    for ei in out.iter_mut() {
+        *ei *= inv;
+    }
+}
+
+/// [`logsumexp`] over a slice (at least 1 long).
+#[inline]
+pub fn logsumexp_slice<T: Scalar>(z: &[T]) -> T {
+    let mut m = z[0];
+    for &v in z.iter() {
+        m = m.max(v);
+    }
+    let mut s = T::ZERO;
+    for &zi in z.iter() {
+        s += (zi - m).exp();
+    }
+    m + s.ln()
+}

@@ -8,6 +8,16 @@
 //! - [`Scalar`]: `f32` and `f64`, with the numerically stable functions the generated code calls.
 //!
 //! Everything in this part is `no_std`: generated code needs `core` and this crate only.
+//!
+//! With the `std` feature (on by default):
+//!
+//! - [`optim`]: [`GradientDescent`], [`Momentum`], [`Adam`] over the flat parameter view.
+//! - [`train`](mod@train): the training loop [`train()`](train::train) with stopping rules,
+//!   divergence detection, a progress bar and data-parallel batch gradients; [`mean_loss`] and
+//!   [`accuracy`].
+//! - [`interp`]: [`InterpNet`], the interpreted, `Vec`-based baseline with the same math.
+//! - [`data`]: [`Dataset`] (CSV loading, split), [`Standardizer`], [`one_hot`].
+//! - [`io`]: safetensors weights files, [`save_weights`] and [`load_weights`].
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
@@ -19,7 +29,29 @@ mod scalar;
 #[doc(hidden)]
 pub mod __private;
 
+#[cfg(feature = "std")]
+pub mod data;
+#[cfg(feature = "std")]
+pub mod interp;
+#[cfg(feature = "std")]
+pub mod io;
+#[cfg(feature = "std")]
+pub mod optim;
+#[cfg(feature = "std")]
+pub mod train;
+
 pub use dense::Dense;
 pub use network::Network;
 pub use rng::SplitMix64;
 pub use scalar::Scalar;
+
+#[cfg(feature = "std")]
+pub use data::{one_hot, DataError, Dataset, Standardizer, Target};
+#[cfg(feature = "std")]
+pub use interp::{Activation, InterpError, InterpNet, Loss};
+#[cfg(feature = "std")]
+pub use io::{load_weights, save_weights, WeightsError};
+#[cfg(feature = "std")]
+pub use optim::{Adam, GradientDescent, Momentum, Optimizer};
+#[cfg(feature = "std")]
+pub use train::{accuracy, mean_loss, train, History, Model, StopReason, TrainConfig, TrainError};

@@ -60,7 +60,7 @@ pub trait Scalar:
     /// The larger of two values (the other one if `self` is NaN).
     #[inline(always)]
     fn max(self, other: Self) -> Self {
-        if self >= other || other != other {
+        if self >= other || other.partial_cmp(&other).is_none() {
             self
         } else {
             other
@@ -69,7 +69,7 @@ pub trait Scalar:
     /// The smaller of two values.
     #[inline(always)]
     fn min(self, other: Self) -> Self {
-        if self <= other || other != other {
+        if self <= other || other.partial_cmp(&other).is_none() {
             self
         } else {
             other
@@ -213,7 +213,10 @@ mod tests {
     fn sigmoid_is_finite_and_symmetric_for_huge_logits() {
         for &x in &[-1e4f64, -800.0, -30.0, -1.0, 0.0, 1.0, 30.0, 800.0, 1e4] {
             let s = x.sigmoid();
-            assert!(s.is_finite() && (0.0..=1.0).contains(&s), "sigmoid({x}) = {s}");
+            assert!(
+                s.is_finite() && (0.0..=1.0).contains(&s),
+                "sigmoid({x}) = {s}"
+            );
             assert!((s + (-x).sigmoid() - 1.0).abs() < 1e-15);
         }
         assert_eq!(1e4f32.sigmoid(), 1.0);

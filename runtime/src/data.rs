@@ -1,0 +1,715 @@
+//! Data sets: CSV loading, standardization, train/test split, one-hot encoding.
+//!
+//! A [`Dataset`] holds samples as two flat row-major buffers, `x` (`inputs` values per sample)
+//! and `y` (`outputs` values per sample), which is what the training loop and the networks'
+//! slice methods consume.
+//!
+//! ```
+//! use symnet_runtime::data::Dataset;
+//!
+//! let xor = Dataset::<f32>::from_rows(
+//!     &[vec![0.0, 0.0], vec![0.0, 1.0], vec![1.0, 0.0], vec![1.0, 1.0]],
+//!     &[vec![0.0], vec![1.0], vec![1.0], vec![0.0]],
+//! )?;
+//! assert_eq!(xor.len(), 4);
+//! assert_eq!(xor.x(1), &[0.0, 1.0]);
+//! assert_eq!(xor.y(1), &[1.0]);
+//! # Ok::<(), symnet_runtime::data::DataError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::{Scalar, SplitMix64};
+
+/// An error while building or loading a data set. File errors name the file, the 1-based data
+/// row (the header is not counted) and the column.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("{}: cannot read the file: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CSV reader failed (for example on invalid UTF-8).
+    #[error("{}: {source}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: csv::Error,
+    },
+    /// The file has no header row or no data rows.
+    #[error("{}: no data rows (expected a header row of column names, then one row per sample)", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The header has fewer than two columns (at least one feature and the target are needed).
+    #[error("{}: the header has {columns} column(s); at least one feature column and the target column (last) are needed", path.display())]
+    TooFewColumns {
+        /// The file.
+        path: PathBuf,
+        /// The number of columns in the header.
+        columns: usize,
+    },
+    /// A row has a different number of cells than the header.
+    #[error("{}: row {row} has {found} cells, but the header has {expected} columns", path.display())]
+    Ragged {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based data row.
+        row: usize,
+        /// The number of columns of the header.
+        expected: usize,
+        /// The number of cells in the row.
+        found: usize,
+    },
+    /// A cell is not a finite number.
+    #[error("{}: row {row}, column `{column}`: `{value}` is not a finite number", path.display())]
+    NotNumeric {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based data row.
+        row: usize,
+        /// The column's name.
+        column: String,
+        /// The cell's text.
+        value: String,
+    },
+    /// A class label is not an integer in `0..classes` (`0` or `1` for a binary target).
+    #[error("{}: row {row}, column `{column}`: class label `{value}` is not an integer in 0..{classes}", path.display())]
+    LabelOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based data row.
+        row: usize,
+        /// The target column's name.
+        column: String,
+        /// The cell's text.
+        value: String,
+        /// The number of classes.
+        classes: usize,
+    },
+    /// A label given to [`one_hot`] is not below the number of classes.
+    #[error("one_hot: label {label} at index {index} is not in 0..{classes}")]
+    OneHot {
+        /// The position of the label.
+        index: usize,
+        /// The label.
+        label: usize,
+        /// The number of classes.
+        classes: usize,
+    },
+    /// Buffers given to [`Dataset::new`] or [`Dataset::from_rows`] do not fit the widths.
+    #[error("data set shape: {0}")]
+    Shape(String),
+    /// A test fraction outside `[0, 1]`.
+    #[error("the test fraction must be in [0, 1], got {0}")]
+    Fraction(f64),
+}
+
+/// How the last CSV column (the target) becomes the `y` row of a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Keep the value: `y` has width 1.
+    Regression,
+    /// An integer class label in `0..k`, one-hot encoded: `y` has width `k`.
+    Classes(usize),
+    /// A `0` or `1` label, kept as is: `y` has width 1.
+    Binary,
+}
+
+/// Samples as flat row-major buffers: `x` with `inputs` values per sample, `y` with `outputs`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset<T> {
+    x: Vec<T>,
+    y: Vec<T>,
+    inputs: usize,
+    outputs: usize,
+    feature_names: Vec<String>,
+    target_name: String,
+}
+
+impl<T: Scalar> Dataset<T> {
+    /// A data set from flat buffers. Widths must be at least 1 and the buffers must hold the same
+    /// number of whole rows. Features are named `x0, x1, ...` and the target `y`.
+    pub fn new(x: Vec<T>, y: Vec<T>, inputs: usize, outputs: usize) -> Result<Self, DataError> {
+        if inputs == 0 || outputs == 0 {
+            return Err(DataError::Shape(format!(
+                "widths must be at least 1, got inputs = {inputs}, outputs = {outputs}"
+            )));
+        }
+        if x.len() % inputs != 0 || y.len() % outputs != 0 || x.len() / inputs != y.len() / outputs
+        {
+            return Err(DataError::Shape(format!(
+                "{} x values ({inputs} per sample) and {} y values ({outputs} per sample) are not the same number of whole samples",
+                x.len(),
+                y.len()
+            )));
+        }
+        Ok(Self {
+            x,
+            y,
+            inputs,
+            outputs,
+            feature_names: (0..inputs).map(|i| format!("x{i}")).collect(),
+            target_name: "y".into(),
+        })
+    }
+
+    /// A data set from one `Vec` per sample; every row must have the width of the first.
+    pub fn from_rows(xs: &[Vec<T>], ys: &[Vec<T>]) -> Result<Self, DataError> {
+        if xs.len() != ys.len() {
+            return Err(DataError::Shape(format!(
+                "{} input rows but {} target rows",
+                xs.len(),
+                ys.len()
+            )));
+        }
+        let inputs = xs.first().map_or(1, Vec::len);
+        let outputs = ys.first().map_or(1, Vec::len);
+        for (i, (x, y)) in xs.iter().zip(ys).enumerate() {
+            if x.len() != inputs || y.len() != outputs {
+                return Err(DataError::Shape(format!(
+                    "sample {i} has {} inputs and {} targets; the first has {inputs} and {outputs}",
+                    x.len(),
+                    y.len()
+                )));
+            }
+        }
+        Self::new(xs.concat(), ys.concat(), inputs, outputs)
+    }
+
+    /// Loads a CSV file with a header row of names; every column but the last is a feature, the
+    /// last one is the target, encoded according to `target`. Cells may be surrounded by spaces.
+    ///
+    /// ```no_run
+    /// use symnet_runtime::data::{Dataset, Target};
+    /// let iris = Dataset::<f32>::from_csv("iris.csv", Target::Classes(3))?;
+    /// println!("{} samples of {:?}", iris.len(), iris.feature_names());
+    /// # Ok::<(), symnet_runtime::data::DataError>(())
+    /// ```
+    pub fn from_csv(path: impl AsRef<Path>, target: Target) -> Result<Self, DataError> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_reader(file, path, target)
+    }
+
+    /// Like [`Dataset::from_csv`], reading CSV text from `reader`; `path` is only used in errors.
+    pub fn from_reader(
+        reader: impl std::io::Read,
+        path: impl AsRef<Path>,
+        target: Target,
+    ) -> Result<Self, DataError> {
+        let path = path.as_ref();
+        let p = || path.to_path_buf();
+        let csv_err = |source: csv::Error| match source.kind() {
+            csv::ErrorKind::Io(_) => match source.into_kind() {
+                csv::ErrorKind::Io(source) => DataError::Io { path: p(), source },
+                _ => unreachable!(),
+            },
+            _ => DataError::Csv { path: p(), source },
+        };
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(reader);
+        let header: Vec<String> = rdr
+            .headers()
+            .map_err(csv_err)?
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        if header.is_empty() || header.iter().all(String::is_empty) && header.len() == 1 {
+            return Err(DataError::Empty { path: p() });
+        }
+        if header.len() < 2 {
+            return Err(DataError::TooFewColumns {
+                path: p(),
+                columns: header.len(),
+            });
+        }
+        let inputs = header.len() - 1;
+        let outputs = match target {
+            Target::Regression | Target::Binary => 1,
+            Target::Classes(k) => k,
+        };
+        if outputs == 0 {
+            return Err(DataError::Shape("Target::Classes(0): no classes".into()));
+        }
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut rows = 0;
+        for (i, record) in rdr.records().enumerate() {
+            let record = record.map_err(csv_err)?;
+            let row = i + 1;
+            if record.len() != header.len() {
+                return Err(DataError::Ragged {
+                    path: p(),
+                    row,
+                    expected: header.len(),
+                    found: record.len(),
+                });
+            }
+            let mut values =
+                record
+                    .iter()
+                    .zip(&header)
+                    .map(|(cell, column)| match cell.parse::<f64>() {
+                        Ok(v) if v.is_finite() => Ok(v),
+                        _ => Err(DataError::NotNumeric {
+                            path: p(),
+                            row,
+                            column: column.clone(),
+                            value: cell.to_owned(),
+                        }),
+                    });
+            for _ in 0..inputs {
+                x.push(T::from_f64(values.next().unwrap()?));
+            }
+            let t = values.next().unwrap()?;
+            let bad_label = |classes| DataError::LabelOutOfRange {
+                path: p(),
+                row,
+                column: header[inputs].clone(),
+                value: record[inputs].to_owned(),
+                classes,
+            };
+            match target {
+                Target::Regression => y.push(T::from_f64(t)),
+                Target::Binary => {
+                    if t != 0.0 && t != 1.0 {
+                        return Err(bad_label(2));
+                    }
+                    y.push(T::from_f64(t));
+                }
+                Target::Classes(k) => {
+                    if t.fract() != 0.0 || t < 0.0 || t >= k as f64 {
+                        return Err(bad_label(k));
+                    }
+                    let start = y.len();
+                    y.resize(start + k, T::ZERO);
+                    y[start + t as usize] = T::ONE;
+                }
+            }
+            rows += 1;
+        }
+        if rows == 0 {
+            return Err(DataError::Empty { path: p() });
+        }
+        let mut header = header;
+        let target_name = header.pop().unwrap_or_default();
+        Ok(Self {
+            x,
+            y,
+            inputs,
+            outputs,
+            feature_names: header,
+            target_name,
+        })
+    }
+
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.x.len() / self.inputs
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+
+    /// The input width.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// The target width.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// The inputs of sample `i` (panics if `i >= len()`).
+    pub fn x(&self, i: usize) -> &[T] {
+        &self.x[i * self.inputs..(i + 1) * self.inputs]
+    }
+
+    /// The target of sample `i` (panics if `i >= len()`).
+    pub fn y(&self, i: usize) -> &[T] {
+        &self.y[i * self.outputs..(i + 1) * self.outputs]
+    }
+
+    /// All inputs, row-major.
+    pub fn xs(&self) -> &[T] {
+        &self.x
+    }
+
+    /// All targets, row-major.
+    pub fn ys(&self) -> &[T] {
+        &self.y
+    }
+
+    /// The names of the feature columns.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    /// The name of the target column.
+    pub fn target_name(&self) -> &str {
+        &self.target_name
+    }
+
+    /// The samples at `indices`, in that order (panics on an index out of range).
+    pub fn select(&self, indices: &[usize]) -> Self {
+        let mut x = Vec::with_capacity(indices.len() * self.inputs);
+        let mut y = Vec::with_capacity(indices.len() * self.outputs);
+        for &i in indices {
+            x.extend_from_slice(self.x(i));
+            y.extend_from_slice(self.y(i));
+        }
+        Self {
+            x,
+            y,
+            inputs: self.inputs,
+            outputs: self.outputs,
+            feature_names: self.feature_names.clone(),
+            target_name: self.target_name.clone(),
+        }
+    }
+
+    /// A seeded random split into `(train, test)`: `round(len * test_fraction)` samples, drawn by
+    /// a shuffle deterministic for `seed`, go to `test`, the others to `train`.
+    ///
+    /// ```
+    /// # use symnet_runtime::data::Dataset;
+    /// let d = Dataset::<f64>::new((0..10).map(f64::from).collect(), vec![0.0; 10], 1, 1)?;
+    /// let (train, test) = d.split(0.2, 7)?;
+    /// assert_eq!((train.len(), test.len()), (8, 2));
+    /// # Ok::<(), symnet_runtime::data::DataError>(())
+    /// ```
+    pub fn split(&self, test_fraction: f64, seed: u64) -> Result<(Self, Self), DataError> {
+        if !(0.0..=1.0).contains(&test_fraction) {
+            return Err(DataError::Fraction(test_fraction));
+        }
+        let n = self.len();
+        let n_test = ((n as f64 * test_fraction).round() as usize).min(n);
+        let order = shuffled(n, seed);
+        let (test, train) = order.split_at(n_test);
+        Ok((self.select(train), self.select(test)))
+    }
+}
+
+/// `0..n` in an order fixed by `seed` (Fisher-Yates with [`SplitMix64`]).
+pub(crate) fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut order, &mut SplitMix64::new(seed));
+    order
+}
+
+/// Fisher-Yates shuffle.
+pub(crate) fn shuffle(v: &mut [usize], rng: &mut SplitMix64) {
+    for i in (1..v.len()).rev() {
+        let j = rng.below(i + 1);
+        v.swap(i, j);
+    }
+}
+
+/// One-hot encodes class labels: a flat buffer of `labels.len()` rows of `classes` values.
+///
+/// ```
+/// use symnet_runtime::data::one_hot;
+/// assert_eq!(one_hot::<f32>(&[2, 0], 3)?, vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+/// # Ok::<(), symnet_runtime::data::DataError>(())
+/// ```
+pub fn one_hot<T: Scalar>(labels: &[usize], classes: usize) -> Result<Vec<T>, DataError> {
+    let mut out = vec![T::ZERO; labels.len() * classes];
+    for (index, &label) in labels.iter().enumerate() {
+        if label >= classes {
+            return Err(DataError::OneHot {
+                index,
+                label,
+                classes,
+            });
+        }
+        out[index * classes + label] = T::ONE;
+    }
+    Ok(out)
+}
+
+/// Per-feature standardization `(x - mean) / std`, fitted on a training split and applied to
+/// every split. Columns with zero variance are only centered (their scale is left at 1).
+///
+/// ```
+/// use symnet_runtime::data::{Dataset, Standardizer};
+/// let train = Dataset::<f64>::new(vec![1.0, 5.0, 3.0, 5.0], vec![0.0, 0.0], 2, 1)?;
+/// let s = Standardizer::fit(&train);
+/// assert_eq!(s.mean(), &[2.0, 5.0]);
+/// assert_eq!(s.std(), &[1.0, 1.0]); // the second column is constant: left unscaled
+/// let t = s.transform(&train);
+/// assert_eq!(t.x(0), &[-1.0, 0.0]);
+/// # Ok::<(), symnet_runtime::data::DataError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standardizer {
+    mean: Vec<f64>,
+    std: Vec<f64>,
+}
+
+impl Standardizer {
+    /// The mean and (population) standard deviation of each feature of `data`. A column whose
+    /// standard deviation is zero (or not finite) gets a scale of 1. An empty data set gives
+    /// mean 0 and scale 1.
+    pub fn fit<T: Scalar>(data: &Dataset<T>) -> Self {
+        let (n, k) = (data.len(), data.inputs());
+        let mut mean = vec![0.0; k];
+        for i in 0..n {
+            for (m, &v) in mean.iter_mut().zip(data.x(i)) {
+                *m += v.to_f64();
+            }
+        }
+        for m in &mut mean {
+            *m /= n.max(1) as f64;
+        }
+        let mut var = vec![0.0; k];
+        for i in 0..n {
+            for ((s, &v), m) in var.iter_mut().zip(data.x(i)).zip(&mean) {
+                let d = v.to_f64() - m;
+                *s += d * d;
+            }
+        }
+        let std = var
+            .into_iter()
+            .map(|s| {
+                let sd = (s / n.max(1) as f64).sqrt();
+                if sd > 0.0 && sd.is_finite() {
+                    sd
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Self { mean, std }
+    }
+
+    /// The fitted means.
+    pub fn mean(&self) -> &[f64] {
+        &self.mean
+    }
+
+    /// The fitted scales (standard deviations, 1 for constant columns).
+    pub fn std(&self) -> &[f64] {
+        &self.std
+    }
+
+    /// Standardizes one input row in place (panics if its width differs from the fitted one).
+    pub fn apply_row<T: Scalar>(&self, x: &mut [T]) {
+        assert_eq!(x.len(), self.mean.len(), "Standardizer: row width");
+        for ((v, m), s) in x.iter_mut().zip(&self.mean).zip(&self.std) {
+            *v = T::from_f64((v.to_f64() - m) / s);
+        }
+    }
+
+    /// Standardizes the inputs of `data` in place (panics if its width differs from the fitted
+    /// one).
+    pub fn apply<T: Scalar>(&self, data: &mut Dataset<T>) {
+        assert_eq!(data.inputs, self.mean.len(), "Standardizer: input width");
+        let k = data.inputs;
+        for row in data.x.chunks_exact_mut(k) {
+            self.apply_row(row);
+        }
+    }
+
+    /// A standardized copy of `data`.
+    pub fn transform<T: Scalar>(&self, data: &Dataset<T>) -> Dataset<T> {
+        let mut d = data.clone();
+        self.apply(&mut d);
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Writes `text` to a fresh file in the temp directory and returns its path.
+    fn temp_csv(text: &str) -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "symnet-data-{}-{}.csv",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load(text: &str, target: Target) -> (PathBuf, Result<Dataset<f64>, DataError>) {
+        let path = temp_csv(text);
+        let r = Dataset::from_csv(&path, target);
+        std::fs::remove_file(&path).unwrap();
+        (path, r)
+    }
+
+    #[test]
+    fn loads_regression_classes_and_binary() {
+        let (_, d) = load("a, b ,target\n1,2,3.5\n 4 ,5,6\n", Target::Regression);
+        let d = d.unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d.feature_names(), &["a", "b"]);
+        assert_eq!(d.target_name(), "target");
+        assert_eq!(d.x(1), &[4.0, 5.0]);
+        assert_eq!(d.y(0), &[3.5]);
+
+        let (_, d) = load("a,c\n0.5,2\n1,0\n", Target::Classes(3));
+        let d = d.unwrap();
+        assert_eq!(d.outputs(), 3);
+        assert_eq!(d.ys(), &[0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+
+        let (_, d) = load("a,c\n0.5,1\n1,0\n", Target::Binary);
+        assert_eq!(d.unwrap().ys(), &[1.0, 0.0]);
+    }
+
+    #[test]
+    fn missing_file() {
+        let path = std::env::temp_dir().join("symnet-data-does-not-exist.csv");
+        let e = Dataset::<f32>::from_csv(&path, Target::Regression).unwrap_err();
+        assert!(matches!(e, DataError::Io { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("symnet-data-does-not-exist.csv"), "{msg}");
+    }
+
+    #[test]
+    fn ragged_row() {
+        let (path, e) = load("a,b,y\n1,2,3\n4,5\n", Target::Regression);
+        match e.unwrap_err() {
+            e @ DataError::Ragged {
+                row: 2,
+                expected: 3,
+                found: 2,
+                ..
+            } => {
+                let msg = e.to_string();
+                assert!(msg.contains(&path.display().to_string()) && msg.contains("row 2"));
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn non_numeric_cell() {
+        let (path, e) = load("a,b,y\n1,2,3\n4,five,6\n", Target::Regression);
+        let e = e.unwrap_err();
+        assert!(
+            matches!(&e, DataError::NotNumeric { row: 2, column, value, .. } if column == "b" && value == "five"),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains(&path.display().to_string()));
+        assert!(msg.contains("row 2, column `b`"), "{msg}");
+        // Empty cells and NaN are not numbers either.
+        let (_, e) = load("a,y\n,1\n", Target::Regression);
+        assert!(matches!(
+            e.unwrap_err(),
+            DataError::NotNumeric { row: 1, .. }
+        ));
+        let (_, e) = load("a,y\nNaN,1\n", Target::Regression);
+        assert!(matches!(
+            e.unwrap_err(),
+            DataError::NotNumeric { row: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn empty_file() {
+        for text in ["", "a,b,y\n"] {
+            let (path, e) = load(text, Target::Regression);
+            let e = e.unwrap_err();
+            assert!(matches!(e, DataError::Empty { .. }), "{text:?}: {e:?}");
+            assert!(e.to_string().contains(&path.display().to_string()));
+        }
+        let (_, e) = load("y\n1\n", Target::Regression);
+        assert!(matches!(
+            e.unwrap_err(),
+            DataError::TooFewColumns { columns: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn class_label_out_of_range() {
+        let (_, e) = load("a,label\n1,0\n2,3\n", Target::Classes(3));
+        let e = e.unwrap_err();
+        assert!(
+            matches!(&e, DataError::LabelOutOfRange { row: 2, column, classes: 3, .. } if column == "label"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("row 2, column `label`"));
+        for bad in ["-1", "1.5"] {
+            let (_, e) = load(&format!("a,label\n1,{bad}\n"), Target::Classes(3));
+            assert!(matches!(
+                e.unwrap_err(),
+                DataError::LabelOutOfRange { row: 1, .. }
+            ));
+        }
+        let (_, e) = load("a,label\n1,2\n", Target::Binary);
+        assert!(matches!(
+            e.unwrap_err(),
+            DataError::LabelOutOfRange { classes: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn split_is_seeded_and_partitions() {
+        let d = Dataset::<f64>::new((0..20).map(f64::from).collect(), vec![0.0; 20], 1, 1).unwrap();
+        let (a, b) = d.split(0.25, 3).unwrap();
+        let (a2, b2) = d.split(0.25, 3).unwrap();
+        assert_eq!((&a, &b), (&a2, &b2));
+        assert_eq!((a.len(), b.len()), (15, 5));
+        let mut all: Vec<f64> = a.xs().iter().chain(b.xs()).copied().collect();
+        all.sort_by(f64::total_cmp);
+        assert_eq!(all, d.xs());
+        let (_, b3) = d.split(0.25, 4).unwrap();
+        assert_ne!(b, b3);
+        assert!(matches!(d.split(1.5, 0), Err(DataError::Fraction(_))));
+    }
+
+    #[test]
+    fn standardizer_uses_training_statistics() {
+        let train =
+            Dataset::<f32>::new(vec![0.0, 7.0, 2.0, 7.0, 4.0, 7.0], vec![0.0; 3], 2, 1).unwrap();
+        let test = Dataset::<f32>::new(vec![4.0, 8.0], vec![0.0], 2, 1).unwrap();
+        let s = Standardizer::fit(&train);
+        let sd = (8.0f64 / 3.0).sqrt();
+        assert_eq!(s.mean(), &[2.0, 7.0]);
+        assert!((s.std()[0] - sd).abs() < 1e-12 && s.std()[1] == 1.0);
+        let t = s.transform(&test);
+        assert!((t.x(0)[0] as f64 - 2.0 / sd).abs() < 1e-6);
+        assert_eq!(t.x(0)[1], 1.0);
+    }
+
+    #[test]
+    fn one_hot_and_shape_errors() {
+        assert!(matches!(
+            one_hot::<f64>(&[0, 4], 3),
+            Err(DataError::OneHot {
+                index: 1,
+                label: 4,
+                classes: 3
+            })
+        ));
+        assert!(Dataset::<f64>::new(vec![1.0; 3], vec![1.0; 2], 2, 1).is_err());
+        assert!(
+            Dataset::<f64>::from_rows(&[vec![1.0], vec![1.0, 2.0]], &[vec![0.0], vec![0.0]])
+                .is_err()
+        );
+    }
+}
