@@ -13,7 +13,15 @@ fn main() {
     }
     let tokens: proc_macro2::TokenStream = src.parse().expect("tokens");
     let start = std::time::Instant::now();
-    let out = symnet_compiler::expand(tokens);
+    let out = symnet_compiler::expand(tokens.clone());
+    if std::env::var_os("SYMNET_REPORT").is_some() {
+        let def: symnet_compiler::ast::NetworkDef = syn::parse2(tokens).expect("parses");
+        let net = symnet_compiler::check::check(def).expect("checks");
+        let c = symnet_compiler::compile(&net).expect("compiles");
+        eprintln!("forward: {:?}", c.forward_report);
+        eprintln!("backward: {:?}", c.backward_report);
+        eprintln!("loss term: {}", c.loss.term(c.loss.roots[0]));
+    }
     eprintln!("expanded in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
     println!("{out}");
 }

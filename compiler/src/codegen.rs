@@ -54,6 +54,7 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
     let analysis = TensorAnalysis {
         symbols: lowered.symbols.clone(),
         conflicts: Vec::new(),
+        target_sums_to_one: net.loss == crate::check::Loss::CrossEntropy,
     };
 
     // 1. The forward pass and loss.

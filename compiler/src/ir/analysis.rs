@@ -50,9 +50,64 @@ pub enum Dep {
     Sample,
 }
 
+/// What is known about the values of a class, elementwise. Used to make rewrites that divide
+/// or cancel safe: `a s / s = a` needs `s != 0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Range {
+    /// Nothing is known.
+    Any,
+    /// `>= 0` (`abs`, `relu`).
+    NonNegative,
+    /// `> 0` (`exp`, `softplus`, positive constants).
+    Positive,
+    /// In the open interval `(0, 1)` (`sigmoid`, `softmax`).
+    Unit,
+}
+
+impl Range {
+    /// Whether every value is nonzero.
+    pub fn nonzero(self) -> bool {
+        matches!(self, Range::Positive | Range::Unit)
+    }
+
+    /// The more precise of two facts about the same values.
+    fn meet(self, other: Range) -> Range {
+        self.max(other)
+    }
+}
+
+/// The range of `node`'s values given its children's ranges (mathematical values: `sigmoid`
+/// is in (0, 1) even where floating point rounds it to 0 or 1).
+pub fn range_of(node: &Tensor, child: impl Fn(Id) -> Range, constant: impl Fn(Id) -> Option<f64>) -> Range {
+    use Range::*;
+    match node {
+        Tensor::Num(c) if c.into_inner() > 0.0 => Positive,
+        Tensor::Num(c) if c.into_inner() == 0.0 => NonNegative,
+        Tensor::Sigmoid(_) | Tensor::Softmax(_) => Unit,
+        Tensor::Exp(_) | Tensor::Softplus(_) => Positive,
+        Tensor::Abs(_) | Tensor::Relu(_) | Tensor::Step(_) => NonNegative,
+        Tensor::Fill([s, _]) => child(*s),
+        Tensor::Sub([a, b]) if constant(*a) == Some(1.0) && child(*b) == Unit => Unit,
+        Tensor::Mul([a, b]) => match (child(*a), child(*b)) {
+            (Unit, Unit) => Unit,
+            (x, y) if x.nonzero() && y.nonzero() => Positive,
+            (x, y) if x >= NonNegative && y >= NonNegative => NonNegative,
+            _ => Any,
+        },
+        Tensor::Add([a, b]) => match (child(*a), child(*b)) {
+            (x, y) if x >= NonNegative && y >= NonNegative && (x.nonzero() || y.nonzero()) => Positive,
+            (x, y) if x >= NonNegative && y >= NonNegative => NonNegative,
+            _ => Any,
+        },
+        _ => Any,
+    }
+}
+
 /// Per-class data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Data {
+    /// What is known about the values.
+    pub range: Range,
     /// The shape, or `None` if the class's members disagree (a compiler bug; reported).
     pub shape: Option<Shape>,
     /// The dependency.
@@ -68,6 +123,9 @@ pub struct TensorAnalysis {
     pub symbols: HashMap<Symbol, (Shape, Dep)>,
     /// Messages for shape mismatches found while building or merging (compiler bugs).
     pub conflicts: Vec<String>,
+    /// Whether each target row sums to 1 (one-hot or a distribution), which is the contract
+    /// of `cross_entropy`; it lets the rule `one-hot-target` replace `sum(y)` by 1.
+    pub target_sums_to_one: bool,
 }
 
 /// The shape of `node` given its children's shapes, or an error message.
@@ -191,7 +249,13 @@ impl Analysis<Tensor> for TensorAnalysis {
         let constant = fold()
             .filter(|v| v.is_finite() && shape == Some(Shape::Scalar))
         .and_then(|v| Constant::new(v).ok());
+        let range = range_of(
+            enode,
+            |id| egraph[id].data.range,
+            |id| egraph[id].data.constant.map(|c| c.into_inner()),
+        );
         Data {
+            range,
             shape,
             dep,
             constant,
@@ -207,6 +271,10 @@ impl Analysis<Tensor> for TensorAnalysis {
         }
         let mut changed_a = false;
         let mut changed_b = false;
+        let r = a.range.meet(b.range);
+        changed_a |= r != a.range;
+        changed_b |= r != b.range;
+        a.range = r;
         if b.dep < a.dep {
             a.dep = b.dep;
             changed_a = true;

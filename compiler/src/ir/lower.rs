@@ -33,11 +33,13 @@ pub struct Lowered {
 /// | `mse` | `(1/m) sum(d * d)` |
 /// | `mae` | `(1/m) sum(abs d)` |
 /// | `gaussian_nll(sigma = s)` | `(m/2) ln(2 pi) + m ln s + (1 / (2 s^2)) sum(d * d)` |
-/// | `binary_cross_entropy` | `(1/m) sum(softplus(z) - y z)` on the logit `z` |
-/// | `cross_entropy` | `logsumexp(z) sum(y) - sum(y z)` on the logits `z` |
+/// | `binary_cross_entropy` | `-(1/m) sum(y ln yhat + (1 - y) ln(1 - yhat))`, `yhat = s(z)` |
+/// | `cross_entropy` | `-sum(y ln yhat)`, `yhat = softmax(z)` |
 ///
-/// The last two are `-(1/m) sum(y ln s(z) + (1 - y) ln(1 - s(z)))` and `-sum y ln softmax(z)`
-/// rewritten so that no probability is ever passed to `ln`: they are finite for any logit.
+/// The cross-entropies are lowered as the textbook writes them; the rules of
+/// [`stability`](crate::simplify::rules::stability) rewrite them into `(1/m) sum(softplus(z) -
+/// y z)` and `logsumexp(z) - sum(y z)` (for target rows that sum to 1), which are finite for
+/// any logit, and the compiler refuses to emit a program that still takes a logarithm.
 pub fn lower(net: &Net) -> Lowered {
     let mut expr = RecExpr::default();
     let mut symbols = HashMap::new();
@@ -50,7 +52,6 @@ pub fn lower(net: &Net) -> Lowered {
 
     let mut a = expr.add(Tensor::Symbol("x".into()));
     let mut latent = a;
-    let mut logits = a;
     for (k, layer) in net.layers.iter().enumerate() {
         let name = layer.name.to_string();
         let (ws, bs) = (weight_symbol(&name), bias_symbol(&name));
@@ -61,7 +62,6 @@ pub fn lower(net: &Net) -> Lowered {
         let b = expr.add(Tensor::Symbol(bs));
         let wx = expr.add(Tensor::MatVec([w, a]));
         let z = expr.add(Tensor::Add([wx, b]));
-        logits = z;
         a = match layer.activation {
             Activation::Identity => z,
             Activation::Sigmoid => expr.add(Tensor::Sigmoid(z)),
@@ -105,20 +105,26 @@ pub fn lower(net: &Net) -> Lowered {
             expr.add(Tensor::Add([c, ks]))
         }
         Loss::BinaryCrossEntropy => {
-            let sp = expr.add(Tensor::Softplus(logits));
-            let yz = expr.add(Tensor::Mul([y, logits]));
-            let t = expr.add(Tensor::Sub([sp, yz]));
+            // The textbook form; the rules `ln-sigmoid`, `ln-one-minus-sigmoid`, ... turn it
+            // into softplus(z) - y z, which is finite for any logit.
+            let ln_p = expr.add(Tensor::Ln(output));
+            let one = expr.add(num(1.0));
+            let q = expr.add(Tensor::Sub([one, output]));
+            let ln_q = expr.add(Tensor::Ln(q));
+            let a = expr.add(Tensor::Mul([y, ln_p]));
+            let ny = expr.add(Tensor::Sub([one, y]));
+            let b = expr.add(Tensor::Mul([ny, ln_q]));
+            let t = expr.add(Tensor::Add([a, b]));
             let s = expr.add(Tensor::Sum(t));
-            let k = expr.add(num(1.0 / m));
+            let k = expr.add(num(-1.0 / m));
             expr.add(Tensor::Mul([k, s]))
         }
         Loss::CrossEntropy => {
-            let lse = expr.add(Tensor::LogSumExp(logits));
-            let sy = expr.add(Tensor::Sum(y));
-            let l1 = expr.add(Tensor::Mul([lse, sy]));
-            let yz = expr.add(Tensor::Mul([y, logits]));
-            let syz = expr.add(Tensor::Sum(yz));
-            expr.add(Tensor::Sub([l1, syz]))
+            // The textbook form; `ln-softmax` turns it into logsumexp(z) - sum(y z).
+            let ln_p = expr.add(Tensor::Ln(output));
+            let t = expr.add(Tensor::Mul([y, ln_p]));
+            let s = expr.add(Tensor::Sum(t));
+            expr.add(Tensor::Neg(s))
         }
     };
     Lowered {

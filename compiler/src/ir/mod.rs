@@ -8,7 +8,7 @@
 mod analysis;
 mod lower;
 
-pub use analysis::{shape_of, Data, Dep, Shape, TensorAnalysis};
+pub use analysis::{range_of, shape_of, Data, Dep, Range, Shape, TensorAnalysis};
 pub use lower::{lower, Lowered};
 
 use egg::{define_language, Id, Symbol};

@@ -1,8 +1,8 @@
 //! The cost model: estimated floating-point operations.
 
-use egg::{CostFunction, EGraph, Id, Language};
+use egg::{EGraph, Id, Language};
 
-use crate::ir::{shape_of, Shape, Tensor, TensorAnalysis};
+use crate::ir::{shape_of, Dep, Shape, Tensor, TensorAnalysis};
 
 /// What one transcendental function (`exp`, `ln`, `tanh`, ...) is charged, in FLOPs. Measured
 /// libm `expf` costs about as much as 15-25 multiply-adds.
@@ -42,39 +42,31 @@ pub fn node_flops(node: &Tensor, out: Shape, child: impl Fn(Id) -> Option<Shape>
     }
 }
 
-/// Tree cost in FLOPs; every operation costs at least 1 so that no cycle is ever the cheapest.
-pub struct FlopCost<'a> {
-    egraph: &'a EGraph<Tensor, TensorAnalysis>,
-}
+/// Parameter-only work (such as `W3 W2 W1` of a collapsed stack) is computed once per
+/// parameter update, not once per sample; the cost model charges it `1 / PARAM_AMORTIZATION` of
+/// its FLOPs, as if spread over a batch of this many samples. Default: 32.
+pub const PARAM_AMORTIZATION: usize = 32;
 
-impl<'a> FlopCost<'a> {
-    /// A cost function reading shapes from `egraph`.
-    pub fn new(egraph: &'a EGraph<Tensor, TensorAnalysis>) -> Self {
-        Self { egraph }
+/// The cost of one e-node in the class `class`, not counting its operands: its FLOPs per sample,
+/// amortized if the class depends on parameters only. Every operation costs at least 1, so that
+/// no cycle is ever cheapest.
+pub fn own_cost(egraph: &EGraph<Tensor, TensorAnalysis>, class: Id, enode: &Tensor) -> usize {
+    if enode.is_leaf() {
+        return 0;
     }
-}
-
-impl CostFunction<Tensor> for FlopCost<'_> {
-    type Cost = usize;
-
-    fn cost<C>(&mut self, enode: &Tensor, mut costs: C) -> usize
-    where
-        C: FnMut(Id) -> usize,
-    {
-        let eg = self.egraph;
-        let child = |id: Id| eg[id].data.shape;
-        let out = shape_of(
-            enode,
-            child,
-            |id| eg[id].data.constant.map(|c| c.into_inner()),
-            &eg.analysis.symbols,
-        )
-        .unwrap_or(Shape::Scalar);
-        let own = if enode.is_leaf() {
-            0
-        } else {
-            node_flops(enode, out, child).max(1)
-        };
-        enode.fold(own, |acc, id| acc.saturating_add(costs(id)))
-    }
+    let child = |id: Id| egraph[id].data.shape;
+    let out = shape_of(
+        enode,
+        child,
+        |id| egraph[id].data.constant.map(|c| c.into_inner()),
+        &egraph.analysis.symbols,
+    )
+    .unwrap_or(Shape::Scalar);
+    let flops = node_flops(enode, out, child);
+    let flops = if egraph[class].data.dep <= Dep::Param {
+        flops.div_ceil(PARAM_AMORTIZATION)
+    } else {
+        flops
+    };
+    flops.max(1)
 }

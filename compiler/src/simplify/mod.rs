@@ -2,15 +2,15 @@
 //! extraction of one shared DAG for several roots.
 
 pub mod cost;
+mod extract;
 pub mod rules;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use egg::{EGraph, Extractor, Id, Language, RecExpr, Runner, StopReason};
+use egg::{EGraph, Id, Language, RecExpr, Runner, StopReason};
 
-use crate::ir::{Shape, Tensor, TensorAnalysis};
-pub use cost::FlopCost;
+use crate::ir::{Dep, Shape, Tensor, TensorAnalysis};
+pub use extract::DagExtractor;
 
 /// The most e-nodes a saturation run may grow to. Default: 20,000. The largest declarations the
 /// checker admits stay far below it (a network's graph grows with its depth, not its widths).
@@ -95,6 +95,8 @@ pub struct Program {
     pub nodes: Vec<Tensor>,
     /// The shape of each node.
     pub shapes: Vec<Shape>,
+    /// What each node depends on.
+    pub deps: Vec<Dep>,
     /// The node of each requested root.
     pub roots: Vec<usize>,
 }
@@ -126,57 +128,30 @@ impl Program {
         s
     }
 
-    /// The total FLOPs of the program (each node once).
-    pub fn flops(&self) -> usize {
-        self.nodes
-            .iter()
-            .zip(&self.shapes)
-            .map(|(n, s)| cost::node_flops(n, *s, |c| Some(self.shapes[usize::from(c)])))
-            .sum()
+    /// FLOPs of node `i` alone.
+    pub fn node_flops(&self, i: usize) -> usize {
+        cost::node_flops(&self.nodes[i], self.shapes[i], |c| {
+            Some(self.shapes[usize::from(c)])
+        })
+    }
+
+    /// FLOPs of the whole program, each node once: `(per sample, parameter-only)`.
+    pub fn flops(&self) -> (usize, usize) {
+        let mut sample = 0;
+        let mut params = 0;
+        for i in 0..self.nodes.len() {
+            if self.deps[i] <= Dep::Param {
+                params += self.node_flops(i);
+            } else {
+                sample += self.node_flops(i);
+            }
+        }
+        (sample, params)
     }
 }
 
-/// Extracts the cheapest term of each root and merges them into one [`Program`] in which each
-/// e-class is computed once.
+/// Extracts the cheapest program computing all `roots` together, each e-class at most once
+/// (see [`DagExtractor`]).
 pub fn extract(egraph: &Graph, roots: &[Id]) -> Program {
-    let extractor = Extractor::new(egraph, FlopCost::new(egraph));
-    let mut index: HashMap<Id, usize> = HashMap::new();
-    let mut prog = Program {
-        nodes: Vec::new(),
-        shapes: Vec::new(),
-        roots: Vec::new(),
-    };
-    for &root in roots {
-        // Iterative post-order walk over chosen nodes.
-        let mut stack: Vec<(Id, bool)> = vec![(egraph.find(root), false)];
-        while let Some((class, expanded)) = stack.pop() {
-            if index.contains_key(&class) {
-                continue;
-            }
-            let node = extractor.find_best_node(class);
-            if !expanded {
-                stack.push((class, true));
-                for c in node.children() {
-                    let c = egraph.find(*c);
-                    if !index.contains_key(&c) {
-                        stack.push((c, false));
-                    }
-                }
-            } else {
-                let n = node
-                    .clone()
-                    .map_children(|c| Id::from(index[&egraph.find(c)]));
-                index.insert(class, prog.nodes.len());
-                prog.nodes.push(n);
-                prog.shapes.push(
-                    egraph[class]
-                        .data
-                        .shape
-                        .expect("every extracted class has a shape"),
-                );
-            }
-        }
-        prog.roots.push(index[&egraph.find(root)]);
-    }
-    prog
+    DagExtractor::new(egraph).program(roots)
 }

@@ -6,7 +6,7 @@
 
 use egg::{rewrite as rw, EGraph, Id, Rewrite, Subst, Var};
 
-use crate::ir::{Shape, Tensor, TensorAnalysis};
+use crate::ir::{Dep, Shape, Tensor, TensorAnalysis};
 
 /// A rewrite over the tensor IR.
 pub type Rule = Rewrite<Tensor, TensorAnalysis>;
@@ -25,6 +25,32 @@ fn is_scalar(v: &str) -> impl Fn(&mut EGraph<Tensor, TensorAnalysis>, Id, &Subst
 fn is_vector(v: &str) -> impl Fn(&mut EGraph<Tensor, TensorAnalysis>, Id, &Subst) -> bool {
     let v = var(v);
     move |eg, _, s| matches!(eg[s[v]].data.shape, Some(Shape::Vector(_)))
+}
+
+/// The condition "one of `vars` has the shape of the matched term": a rewrite that drops an
+/// operand must not drop the one that gave the term its shape.
+fn keeps_shape(vars: &'static [&'static str]) -> impl Fn(&mut EGraph<Tensor, TensorAnalysis>, Id, &Subst) -> bool {
+    move |eg, id, s| {
+        let target = eg[id].data.shape;
+        vars.iter().any(|v| eg[s[var(v)]].data.shape == target)
+    }
+}
+
+/// The condition "`v` is nonzero everywhere" (from the range analysis).
+fn is_nonzero(v: &str) -> impl Fn(&mut EGraph<Tensor, TensorAnalysis>, Id, &Subst) -> bool {
+    let v = var(v);
+    move |eg, _, s| eg[s[v]].data.range.nonzero()
+}
+
+/// The condition "`v` depends on parameters and constants only".
+fn is_param_only(v: &str) -> impl Fn(&mut EGraph<Tensor, TensorAnalysis>, Id, &Subst) -> bool {
+    let v = var(v);
+    move |eg, _, s| eg[s[v]].data.dep <= Dep::Param
+}
+
+/// The condition "the target rows sum to 1" (the contract of `cross_entropy`).
+fn target_sums_to_one(eg: &mut EGraph<Tensor, TensorAnalysis>, _: Id, _: &Subst) -> bool {
+    eg.analysis.target_sums_to_one
 }
 
 /// The condition "`v` is a known constant".
@@ -65,13 +91,111 @@ pub fn identities() -> Vec<Rule> {
         rw!("const-mul-swap"; "(* ?a ?c)" => "(* ?c ?a)" if is_const("?c")),
         // (T (T a)) = a.
         rw!("transpose-transpose"; "(T (T ?a))" => "?a"),
+        // A negation moves out of a product and into a constant, where it folds.
+        rw!("mul-neg"; "(* ?a (neg ?b))" => "(neg (* ?a ?b))"),
+        rw!("neg-mul"; "(* (neg ?a) ?b)" => "(neg (* ?a ?b))"),
+        rw!("neg-const-mul"; "(neg (* ?c ?a))" => "(* (neg ?c) ?a)" if is_const("?c")),
+        // -(a - b) = b - a.
+        rw!("neg-sub"; "(neg (- ?a ?b))" => "(- ?b ?a)"),
+        // -a + -b = -(a + b) and -a - b = -(a + b).
+        rw!("neg-add-neg"; "(+ (neg ?a) (neg ?b))" => "(neg (+ ?a ?b))"),
+        rw!("neg-sub-right"; "(- (neg ?a) ?b)" => "(neg (+ ?a ?b))"),
+        // 1 - (1 - a) = a.
+        rw!("one-minus-twice"; "(- 1 (- 1 ?a))" => "?a"),
+        // a - a = 0, for scalars (a vector would change shape).
+        rw!("sub-self"; "(- ?a ?a)" => "0" if is_scalar("?a")),
     ]
+}
+
+/// Distributivity, factoring and cancellation: the algebra that turns the textbook loss terms
+/// into their fused forms. Factoring is the direction that saves work; expansion exists so
+/// that cancellation can see the terms.
+pub fn algebra() -> Vec<Rule> {
+    vec![
+        // k a - k b = k (a - b), and its sign-folded variants: one multiplication saved.
+        rw!("factor-sub"; "(- (* ?k ?a) (* ?k ?b))" => "(* ?k (- ?a ?b))"),
+        rw!("factor-add"; "(+ (* ?k ?a) (* ?k ?b))" => "(* ?k (+ ?a ?b))"),
+        rw!("factor-add-neg"; "(+ (* ?k ?a) (* (neg ?k) ?b))" => "(* ?k (- ?a ?b))"),
+        rw!("factor-neg-add"; "(+ (* (neg ?k) ?a) (* ?k ?b))" => "(* ?k (- ?b ?a))"),
+        rw!("factor-add-neg-product"; "(+ (* ?k ?a) (neg (* ?k ?b)))" => "(* ?k (- ?a ?b))"),
+        // a (b - c) = a b - a c and (a - b) c = a c - b c: expansion, for cancellation.
+        rw!("distribute-sub-left"; "(* ?a (- ?b ?c))" => "(- (* ?a ?b) (* ?a ?c))"),
+        rw!("distribute-sub-right"; "(* (- ?a ?b) ?c)" => "(- (* ?a ?c) (* ?b ?c))"),
+        // (a - b) + (c - a) = c - b.
+        rw!("cancel-telescope"; "(+ (- ?a ?b) (- ?c ?a))" => "(- ?c ?b)"
+            if keeps_shape(&["?b", "?c"])),
+        // (a + b) - a = b.
+        rw!("cancel-add-sub"; "(- (+ ?a ?b) ?a)" => "?b" if keeps_shape(&["?b"])),
+        // a b / b = a and (a / b) b = a, where b is nonzero (a sigmoid, a softmax, an exp).
+        rw!("cancel-div"; "(/ (* ?a ?b) ?b)" => "?a" if is_nonzero("?b") if keeps_shape(&["?a"])),
+        rw!("cancel-div-mul"; "(* (/ ?a ?b) ?b)" => "?a" if is_nonzero("?b") if keeps_shape(&["?a"])),
+        rw!("div-self"; "(/ ?a ?a)" => "1" if is_nonzero("?a") if is_scalar("?a")),
+        // sum is linear.
+        rw!("sum-neg"; "(sum (neg ?v))" => "(neg (sum ?v))"),
+        rw!("sum-sub"; "(sum (- ?a ?b))" => "(- (sum ?a) (sum ?b))"),
+        rw!("sum-add"; "(sum (+ ?a ?b))" => "(+ (sum ?a) (sum ?b))"),
+        rw!("sum-scale-right"; "(sum (* ?v ?k))" => "(* ?k (sum ?v))" if is_scalar("?k")),
+    ]
+}
+
+/// Activation calculus and numerical stability: every `ln` of a probability becomes a
+/// `softplus` or `logsumexp` form that is finite for any logit.
+pub fn stability() -> Vec<Rule> {
+    vec![
+        // ln s(z) = -ln(1 + e^-z) = -softplus(-z).
+        rw!("ln-sigmoid"; "(ln (sigmoid ?z))" => "(neg (softplus (neg ?z)))"),
+        // ln(1 - s(z)) = ln s(-z) = -softplus(z).
+        rw!("ln-one-minus-sigmoid"; "(ln (- 1 (sigmoid ?z)))" => "(neg (softplus ?z))"),
+        // softplus(-z) = ln(1 + e^-z) = ln(e^-z (e^z + 1)) = softplus(z) - z.
+        rw!("softplus-neg"; "(softplus (neg ?z))" => "(- (softplus ?z) ?z)"),
+        // s(-z) = 1 - s(z).
+        rw!("sigmoid-neg"; "(sigmoid (neg ?z))" => "(- 1 (sigmoid ?z))"),
+        // ln softmax(z) = z - logsumexp(z) (log-softmax).
+        rw!("ln-softmax"; "(ln (softmax ?z))" => "(- ?z (logsumexp ?z))"),
+        // ln e^z = z.
+        rw!("ln-exp"; "(ln (exp ?z))" => "?z"),
+    ]
+}
+
+/// Facts about the data that a loss's contract guarantees.
+pub fn targets() -> Vec<Rule> {
+    vec![
+        // cross_entropy's targets are one-hot rows (or distributions): sum(y) = 1.
+        rw!("one-hot-target"; "(sum y)" => "1" if target_sums_to_one),
+    ]
+}
+
+/// Linear algebra: what proves that a stack of linear layers is one affine map, and moves
+/// parameter-only work (such as `W3 W2 W1`) where it can be computed once per update.
+pub fn linear_algebra() -> Vec<Rule> {
+    let mut rules = vec![
+        // A (B x) = (A B) x: associativity of the matrix product.
+        rw!("mv-assoc"; "(mv ?A (mv ?B ?x))" => "(mv (mm ?A ?B) ?x)"),
+        // A (u + v) = A u + A v: distributivity.
+        rw!("mv-distribute"; "(mv ?A (+ ?u ?v))" => "(+ (mv ?A ?u) (mv ?A ?v))"),
+        // (a + b) + c = a + (b + c) when b and c are parameter-only: groups the bias terms
+        // of a collapsed stack into one hoistable vector. Not a blanket associativity.
+        rw!("add-assoc-params"; "(+ (+ ?a ?b) ?c)" => "(+ ?a (+ ?b ?c))"
+            if is_param_only("?b") if is_param_only("?c")),
+        // (u v^T) B = u (B^T v)^T and A (u v^T) = (A u) v^T.
+        rw!("mm-outer-right"; "(mm (outer ?u ?v) ?B)" => "(outer ?u (mv (T ?B) ?v))"),
+        rw!("mm-outer-left"; "(mm ?A (outer ?u ?v))" => "(outer (mv ?A ?u) ?v)"),
+        // (u v^T)^T = v u^T.
+        rw!("transpose-outer"; "(T (outer ?u ?v))" => "(outer ?v ?u)"),
+    ];
+    // (A B) C = A (B C), both ways: the cheaper order depends on the shapes.
+    rules.extend(rw!("mm-assoc"; "(mm (mm ?A ?B) ?C)" <=> "(mm ?A (mm ?B ?C))"));
+    // (A B)^T = B^T A^T, both ways.
+    rules.extend(rw!("transpose-mm"; "(T (mm ?A ?B))" <=> "(mm (T ?B) (T ?A))"));
+    rules
 }
 
 /// Rules about broadcasting: `fill` only exists to give the adjoint of `sum` a shape, and
 /// disappears as soon as it meets a vector of the same length.
 pub fn broadcast() -> Vec<Rule> {
     vec![
+        // -fill(s) = fill(-s).
+        rw!("neg-fill"; "(neg (fill ?s ?n))" => "(fill (neg ?s) ?n)"),
         // fill(s) * v = s * v for a vector v: broadcasting a scalar is what fill does.
         rw!("fill-mul"; "(* (fill ?s ?n) ?v)" => "(* ?s ?v)" if is_vector("?v")),
         rw!("mul-fill"; "(* ?v (fill ?s ?n))" => "(* ?v ?s)" if is_vector("?v")),
@@ -86,5 +210,9 @@ pub fn broadcast() -> Vec<Rule> {
 pub fn all() -> Vec<Rule> {
     let mut r = identities();
     r.extend(broadcast());
+    r.extend(algebra());
+    r.extend(stability());
+    r.extend(targets());
+    r.extend(linear_algebra());
     r
 }
