@@ -185,3 +185,8 @@ fn f32_and_f64_agree() {
     }
     assert!(f64::NAME == "f64");
 }
+
+// Stacks of linear layers, which the compiler collapses into one affine map for inference;
+// training stays exact for the declared parameters.
+case!(collapsed_stack, Real, { input: 2, a: dense(16), b: dense(16), c: dense(1), loss: mse });
+case!(collapsed_stack_in_the_middle, OneHot, { input: 4, a: dense(6) -> tanh, b: dense(5), c: dense(5), d: dense(3) -> softmax, loss: cross_entropy });

@@ -10,8 +10,9 @@ use quote::{format_ident, quote};
 use crate::check::{Net, ScalarType};
 use crate::emit::{Dest, Emitter};
 use crate::grad::differentiate;
-use crate::ir::{bias_symbol, lower, weight_symbol, TensorAnalysis};
-use crate::simplify::{self, add_all, extract, saturate, Graph, Program, Report};
+use crate::hoist::{split, Split};
+use crate::ir::{bias_symbol, lower, weight_symbol, Shape, Tensor, TensorAnalysis};
+use crate::simplify::{add_all, extract, saturate, Graph, Program, Report};
 
 /// Everything the pipeline produced for one network.
 #[derive(Clone, Debug)]
@@ -27,6 +28,14 @@ pub struct Compiled {
     pub backward: Program,
     /// For each layer, whether its `w` and `b` gradients are roots of `backward`.
     pub grad_roots: Vec<(Option<usize>, Option<usize>)>,
+    /// `forward` split into parameter-only and per-sample parts (for `prepare()`).
+    pub forward_split: Split,
+    /// `loss` split likewise (for `loss_batch`).
+    pub loss_split: Split,
+    /// `backward` split likewise (for `backward_batch`).
+    pub backward_split: Split,
+    /// The forward pass and loss as lowered, before any rewriting (for the explanation).
+    pub lowered: Program,
     /// The saturation of the forward pass.
     pub forward_report: Report,
     /// The saturation of forward and gradients together.
@@ -99,7 +108,27 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
         grad_roots.push((w, b));
     }
     let backward = extract(&eg, &broots);
+    for (what, p) in [("forward", &forward), ("loss", &loss), ("backward", &backward)] {
+        if p.nodes.iter().any(|n| matches!(n, Tensor::Ln(_) | Tensor::Div(_))) {
+            return Err(internal(
+                net,
+                "stability",
+                &format!("the {what} program still takes a logarithm or divides"),
+            ));
+        }
+    }
+    // The lowered program, unsimplified, for "before" figures.
+    let mut eg0 = Graph::new(TensorAnalysis {
+        symbols: lowered.symbols.clone(),
+        ..Default::default()
+    });
+    let ids0 = add_all(&mut eg0, &lowered.expr);
+    let lowered_prog = crate::simplify::program_of(&eg0, &lowered.expr, &ids0, &[lowered.output, lowered.loss]);
     Ok(Compiled {
+        forward_split: split(&forward),
+        loss_split: split(&loss),
+        backward_split: split(&backward),
+        lowered: lowered_prog,
         forward,
         latent,
         loss,
@@ -186,6 +215,112 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
         ScalarType::F64 => quote!(1.0f64),
     };
 
+    // Batch variants: parameter-only values computed once, then a loop over the samples.
+    let hoisted_paths = |sp: &Split, param_path: &dyn Fn(Symbol) -> TokenStream| {
+        let mut p = paths.clone();
+        for (k, f) in sp.frontier.iter().enumerate() {
+            let path = match f.param {
+                Some(s) => param_path(s),
+                None => {
+                    let h = format_ident!("h{}", k);
+                    quote!(#h)
+                }
+            };
+            p.insert(f.symbol, path);
+        }
+        p
+    };
+    let hoisted_body = |sp: &Split| {
+        let dests: Vec<Dest> = sp
+            .frontier
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.root.is_some())
+            .map(|(k, _)| Dest::Local(format_ident!("h{}", k)))
+            .collect();
+        Emitter::new(&sp.hoisted, net.scalar, &paths).body(&dests)
+    };
+    let self_param = |s: Symbol| paths[&s].clone();
+    let loss_batch_loop = if c.loss_split.hoists_work() {
+        let pre = hoisted_body(&c.loss_split);
+        let p = hoisted_paths(&c.loss_split, &self_param);
+        let body = Emitter::new(&c.loss_split.sample, net.scalar, &p).body(&[Dest::Local(out.clone())]);
+        quote! {
+            #pre
+            for i in 0..xs.len() {
+                let (x, y) = (&xs[i], &ys[i]);
+                #body
+                total += #out;
+            }
+        }
+    } else {
+        quote! {
+            for i in 0..xs.len() {
+                total += self.loss(&xs[i], &ys[i]);
+            }
+        }
+    };
+    let backward_batch_loop = if c.backward_split.hoists_work() {
+        let pre = hoisted_body(&c.backward_split);
+        let p = hoisted_paths(&c.backward_split, &self_param);
+        let body = Emitter::new(&c.backward_split.sample, net.scalar, &p).body(&dests);
+        quote! {
+            let seed = scale;
+            #pre
+            for i in 0..xs.len() {
+                let (x, y) = (&xs[i], &ys[i]);
+                #body
+                total += #out;
+            }
+        }
+    } else {
+        quote! {
+            for i in 0..xs.len() {
+                total += self.backward_scaled(&xs[i], &ys[i], scale, grad);
+            }
+        }
+    };
+
+    // The prepared (inference) struct: every parameter-only value of the forward pass.
+    let prepared = format_ident!("{}Prepared", ident);
+    let fs = &c.forward_split;
+    let field = |k: usize| format_ident!("p{}", k);
+    let prepared_fields = fs.frontier.iter().enumerate().map(|(k, f)| {
+        let name = field(k);
+        let t = array_type(&ty, f.shape);
+        quote!(#name: #t)
+    });
+    let prepared_inits = fs.frontier.iter().enumerate().map(|(k, f)| {
+        let name = field(k);
+        match f.param {
+            Some(s) => {
+                let p = &paths[&s];
+                quote!(#name: #p)
+            }
+            None => {
+                let h = format_ident!("h{}", k);
+                quote!(#name: #h)
+            }
+        }
+    });
+    let prepare_pre = hoisted_body(fs);
+    let prepared_paths = {
+        let mut p = paths.clone();
+        for (k, f) in fs.frontier.iter().enumerate() {
+            let name = field(k);
+            p.insert(f.symbol, quote!(self.#name));
+        }
+        p
+    };
+    let prepared_forward =
+        Emitter::new(&fs.sample, net.scalar, &prepared_paths).body(&[Dest::Local(out.clone())]);
+    let prepared_doc = format!(
+        "The inference form of [`{ident}`], made by [`{ident}::prepare`]: every value that \
+         depends on parameters only is computed once, and [`{prepared}::forward`] does only \
+         per-sample work ({} scalars of parameters read per sample, of {n_params} declared).",
+        fs.effective_params()
+    );
+
     let struct_doc = format!(
         "\n\nGenerated by `symnet::network!`: {n_in} inputs, {n_out} outputs, {n_params} parameters, loss `{}`.",
         net.loss.name()
@@ -197,6 +332,12 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
         #[repr(C)]
         #vis struct #ident {
             #(#fields,)*
+        }
+
+        #[doc = #prepared_doc]
+        #[derive(Clone, Debug)]
+        #vis struct #prepared {
+            #(#prepared_fields,)*
         }
 
         const _: () = {
@@ -283,9 +424,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                     ::core::assert_eq!(xs.len(), ys.len(), "loss_batch: {} inputs but {} targets", xs.len(), ys.len());
                     ::core::assert!(!xs.is_empty(), "loss_batch: empty batch");
                     let mut total: #ty = 0.0;
-                    for i in 0..xs.len() {
-                        total += self.loss(&xs[i], &ys[i]);
-                    }
+                    #loss_batch_loop
                     total / xs.len() as #ty
                 }
 
@@ -298,10 +437,17 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                     ::core::assert!(!xs.is_empty(), "backward_batch: empty batch");
                     let scale = 1.0 / xs.len() as #ty;
                     let mut total: #ty = 0.0;
-                    for i in 0..xs.len() {
-                        total += self.backward_scaled(&xs[i], &ys[i], scale, grad);
-                    }
+                    #backward_batch_loop
                     total * scale
+                }
+
+                /// Computes every value that depends on the parameters only (for a stack of
+                /// linear layers, the collapsed `W'` and `b'`) and returns the inference form,
+                /// whose `forward` does only per-sample work. Call it again after the
+                /// parameters change.
+                pub fn prepare(&self) -> #prepared {
+                    #prepare_pre
+                    #prepared { #(#prepared_inits,)* }
                 }
 
                 /// The parameters as one flat slice: layer after layer, weights row by row,
@@ -315,6 +461,29 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 #[inline]
                 pub fn params_mut(&mut self) -> &mut [#ty] {
                     ::symnet::__private::Flat::flat_mut(self)
+                }
+            }
+
+            #[automatically_derived]
+            #[allow(clippy::all, clippy::pedantic, clippy::nursery, unused_parens, unused_mut, unused_variables, non_snake_case)]
+            impl #prepared {
+                /// The network's output for one sample (equal to the network's own `forward`
+                /// up to float rounding).
+                #[inline]
+                pub fn forward(&self, x: &[#ty; #n_in]) -> [#ty; #n_out] {
+                    #prepared_forward
+                    #out
+                }
+
+                /// The outputs of a batch of samples.
+                ///
+                /// # Panics
+                /// If `xs` and `out` have different lengths.
+                pub fn forward_batch(&self, xs: &[[#ty; #n_in]], out: &mut [[#ty; #n_out]]) {
+                    ::core::assert_eq!(xs.len(), out.len(), "forward_batch: {} inputs but {} output rows", xs.len(), out.len());
+                    for i in 0..xs.len() {
+                        out[i] = self.forward(&xs[i]);
+                    }
                 }
             }
 
@@ -365,5 +534,11 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
     }
 }
 
-#[allow(unused)]
-fn _report_unused(_: &simplify::Report) {}
+/// The Rust type of a tensor of `shape`.
+fn array_type(ty: &TokenStream, shape: Shape) -> TokenStream {
+    match shape {
+        Shape::Scalar => quote!(#ty),
+        Shape::Vector(n) => quote!([#ty; #n]),
+        Shape::Matrix(r, c) => quote!([[#ty; #c]; #r]),
+    }
+}

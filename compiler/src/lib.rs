@@ -13,6 +13,7 @@ pub mod check;
 pub mod codegen;
 pub mod emit;
 pub mod grad;
+pub mod hoist;
 pub mod ir;
 pub mod simplify;
 

@@ -47,9 +47,13 @@ pub fn node_flops(node: &Tensor, out: Shape, child: impl Fn(Id) -> Option<Shape>
 /// its FLOPs, as if spread over a batch of this many samples. Default: 32.
 pub const PARAM_AMORTIZATION: usize = 32;
 
-/// The cost of one e-node in the class `class`, not counting its operands: its FLOPs per sample,
-/// amortized if the class depends on parameters only. Every operation costs at least 1, so that
-/// no cycle is ever cheapest.
+/// Costs are in thousandths of a FLOP, so that amortized parameter-only work is not rounded up
+/// to a whole FLOP per sample.
+pub const COST_UNIT: usize = 1000;
+
+/// The cost of one e-node in the class `class`, not counting its operands: its FLOPs per sample
+/// (in [`COST_UNIT`]s), amortized if the class depends on parameters only. Every operation
+/// costs something, so that doing nothing is always cheaper than an identity operation.
 pub fn own_cost(egraph: &EGraph<Tensor, TensorAnalysis>, class: Id, enode: &Tensor) -> usize {
     if enode.is_leaf() {
         return 0;
@@ -62,11 +66,10 @@ pub fn own_cost(egraph: &EGraph<Tensor, TensorAnalysis>, class: Id, enode: &Tens
         &egraph.analysis.symbols,
     )
     .unwrap_or(Shape::Scalar);
-    let flops = node_flops(enode, out, child);
-    let flops = if egraph[class].data.dep <= Dep::Param {
-        flops.div_ceil(PARAM_AMORTIZATION)
+    let cost = node_flops(enode, out, child).max(1) * COST_UNIT;
+    if egraph[class].data.dep <= Dep::Param {
+        cost.div_ceil(PARAM_AMORTIZATION)
     } else {
-        flops
-    };
-    flops.max(1)
+        cost
+    }
 }

@@ -150,6 +150,23 @@ impl Program {
     }
 }
 
+/// The program of `expr` exactly as written (no choice made): for "before simplification"
+/// figures. `ids` are the e-classes of `expr`'s nodes in `egraph` (from [`add_all`]).
+pub fn program_of(egraph: &Graph, expr: &RecExpr<Tensor>, ids: &[Id], roots: &[Id]) -> Program {
+    let nodes: Vec<Tensor> = expr.as_ref().to_vec();
+    let shapes = ids
+        .iter()
+        .map(|id| egraph[*id].data.shape.unwrap_or(Shape::Scalar))
+        .collect();
+    let deps = ids.iter().map(|id| egraph[*id].data.dep).collect();
+    Program {
+        nodes,
+        shapes,
+        deps,
+        roots: roots.iter().map(|r| usize::from(*r)).collect(),
+    }
+}
+
 /// Extracts the cheapest program computing all `roots` together, each e-class at most once
 /// (see [`DagExtractor`]).
 pub fn extract(egraph: &Graph, roots: &[Id]) -> Program {
