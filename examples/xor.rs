@@ -47,12 +47,21 @@ macro_rules! train {
 }
 
 fn report(name: &str, losses: &[f32], outputs: &[f32]) -> bool {
-    println!("{name}: loss {:.4} -> {:.4} after {} epochs", losses[0], losses[losses.len() - 1], losses.len());
+    println!(
+        "{name}: loss {:.4} -> {:.4} after {} epochs",
+        losses[0],
+        losses[losses.len() - 1],
+        losses.len()
+    );
     let mut ok = true;
     for ((x, y), o) in XS.iter().zip(&YS).zip(outputs) {
         let hit = (*o > 0.5) == (y[0] > 0.5);
         ok &= hit;
-        println!("  {x:?} -> {o:.3} (target {}){}", y[0], if hit { "" } else { "  WRONG" });
+        println!(
+            "  {x:?} -> {o:.3} (target {}){}",
+            y[0],
+            if hit { "" } else { "  WRONG" }
+        );
     }
     ok
 }

@@ -14,7 +14,10 @@ fn expanding_twice_gives_identical_tokens() {
     for src in NETS {
         let once = expand(src.parse().unwrap()).to_string();
         let twice = expand(src.parse().unwrap()).to_string();
-        assert!(!once.contains("compile_error"), "{src} failed to expand: {once}");
+        assert!(
+            !once.contains("compile_error"),
+            "{src} failed to expand: {once}"
+        );
         assert_eq!(once, twice, "{src}");
     }
 }

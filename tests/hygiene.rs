@@ -71,5 +71,7 @@ fn several_networks_in_one_module() {
     ::core::assert!((p[0] + p[1] - 1.0).abs() < 1e-12);
     ::core::assert!(c.forward(&[0.0])[0] == 0.5);
     let mut g = Second::zeros();
-    ::core::assert!(b.backward(&[1.0, 2.0, 3.0], &[0.0, 1.0], &mut g).is_finite());
+    ::core::assert!(b
+        .backward(&[1.0, 2.0, 3.0], &[0.0, 1.0], &mut g)
+        .is_finite());
 }

@@ -37,10 +37,16 @@ fn large_network_gradient_matches_finite_differences_on_a_sample_of_parameters()
         probe.params_mut()[i] = p0;
         let fd = (up - down) / (2.0 * h);
         let g = grad.params()[i];
-        assert!((g - fd).abs() <= 1e-6 * (g.abs() + fd.abs()) + 1e-9, "param {i}: {g} vs {fd}");
+        assert!(
+            (g - fd).abs() <= 1e-6 * (g.abs() + fd.abs()) + 1e-9,
+            "param {i}: {g} vs {fd}"
+        );
         checked += usize::from(g != 0.0);
     }
-    assert!(checked > 100, "too few nonzero components checked: {checked}");
+    assert!(
+        checked > 100,
+        "too few nonzero components checked: {checked}"
+    );
 }
 
 trait CloneParams: Network {

@@ -15,7 +15,11 @@ fn no_message_mentions_a_panic() {
         if path.extension().is_some_and(|e| e == "stderr") {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(!text.contains("panicked"), "{}", path.display());
-            assert!(text.starts_with("error"), "{} does not start with an error", path.display());
+            assert!(
+                text.starts_with("error"),
+                "{} does not start with an error",
+                path.display()
+            );
         }
     }
 }

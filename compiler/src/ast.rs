@@ -95,7 +95,11 @@ impl Call {
     /// The span of the name and arguments.
     pub fn span(&self) -> Span {
         match &self.args {
-            Some((p, _)) => self.name.span().join(p.span.close()).unwrap_or(self.name.span()),
+            Some((p, _)) => self
+                .name
+                .span()
+                .join(p.span.close())
+                .unwrap_or(self.name.span()),
             None => self.name.span(),
         }
     }

@@ -300,15 +300,16 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
                 ),
                 Value::Int(lit) => errs.push(
                     lit.span(),
-                    format!("`loss` takes a loss function, one of: {}", LOSSES.join(", ")),
+                    format!(
+                        "`loss` takes a loss function, one of: {}",
+                        LOSSES.join(", ")
+                    ),
                 ),
             }
         } else {
             if let Some(prev) = seen_names.iter().find(|p| **p == entry.name) {
-                let mut e = syn::Error::new(
-                    entry.name.span(),
-                    format!("duplicate layer name `{name}`"),
-                );
+                let mut e =
+                    syn::Error::new(entry.name.span(), format!("duplicate layer name `{name}`"));
                 e.combine(syn::Error::new(prev.span(), "first declared here"));
                 errs.push_error(e);
                 continue;
@@ -374,17 +375,15 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
                     );
                 }
             }
-            Loss::BinaryCrossEntropy => {
-                if out.activation != Activation::Sigmoid {
-                    errs.push(
-                        span,
-                        format!(
-                            "`binary_cross_entropy` needs a sigmoid output, but `{}` ends in `{}`",
-                            out.name,
-                            out.activation.name()
-                        ),
-                    );
-                }
+            Loss::BinaryCrossEntropy if out.activation != Activation::Sigmoid => {
+                errs.push(
+                    span,
+                    format!(
+                        "`binary_cross_entropy` needs a sigmoid output, but `{}` ends in `{}`",
+                        out.name,
+                        out.activation.name()
+                    ),
+                );
             }
             _ => {}
         }
@@ -485,7 +484,9 @@ fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
         Some((_, args)) if !args.is_empty() => args[0].value.span,
         _ => head.name.span(),
     };
-    let activation_span = activation.as_ref().map_or(head.name.span(), |a| a.name.span());
+    let activation_span = activation
+        .as_ref()
+        .map_or(head.name.span(), |a| a.name.span());
     let w = match &head.args {
         Some((paren, args)) if args.len() == 1 && args[0].key.is_none() => {
             let a = &args[0].value;
@@ -588,7 +589,9 @@ fn parse_activation(errs: &mut Errors, call: &Call) -> Option<Activation> {
         msg.push_str(&format!("; expected one of: {}", ACTIVATIONS.join(", ")));
     }
     if LOSSES.contains(&name.as_str()) {
-        msg = format!("`{name}` is a loss, not an activation: declare it as `loss: {name}` after the layers");
+        msg = format!(
+            "`{name}` is a loss, not an activation: declare it as `loss: {name}` after the layers"
+        );
     }
     errs.push(call.name.span(), msg);
     None
@@ -643,7 +646,10 @@ fn single_number(errs: &mut Errors, call: &Call, key: &str, example: &str) -> Op
         };
         errs.push(
             span,
-            format!("`{}` takes one argument `{key}`, as in {example}", call.name),
+            format!(
+                "`{}` takes one argument `{key}`, as in {example}",
+                call.name
+            ),
         );
         return None;
     }
@@ -651,7 +657,10 @@ fn single_number(errs: &mut Errors, call: &Call, key: &str, example: &str) -> Op
         if k != key {
             errs.push(
                 k.span(),
-                format!("unknown argument `{k}` of `{}`; expected `{key}`", call.name),
+                format!(
+                    "unknown argument `{k}` of `{}`; expected `{key}`",
+                    call.name
+                ),
             );
             return None;
         }
@@ -690,10 +699,7 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(
-            did_you_mean("sigmod", super::ACTIVATIONS),
-            Some("sigmoid")
-        );
+        assert_eq!(did_you_mean("sigmod", super::ACTIVATIONS), Some("sigmoid"));
         assert_eq!(did_you_mean("reul", super::ACTIVATIONS), Some("relu"));
         assert_eq!(did_you_mean("mes", super::LOSSES), Some("mse"));
         assert_eq!(did_you_mean("banana", super::ACTIVATIONS), None);

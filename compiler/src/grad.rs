@@ -19,6 +19,8 @@ pub struct Differentiated {
     pub expr: RecExpr<Tensor>,
     /// For each symbol that the loss depends on, the node holding `seed * dL/dsymbol`.
     pub grads: HashMap<Symbol, usize>,
+    /// The shape of each node of `expr`.
+    pub shapes: Vec<Shape>,
 }
 
 struct Builder<'a> {
@@ -250,5 +252,6 @@ pub fn differentiate(
     Ok(Differentiated {
         expr: RecExpr::from(b.nodes),
         grads,
+        shapes: b.shapes,
     })
 }

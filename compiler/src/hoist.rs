@@ -87,10 +87,7 @@ pub fn split(prog: &Program) -> Split {
     let mut frontier = Vec::new();
     let mut symbol_of: HashMap<usize, Symbol> = HashMap::new();
     let mut copied: HashMap<usize, usize> = HashMap::new();
-    for i in 0..n {
-        if !on_frontier[i] {
-            continue;
-        }
+    for i in (0..n).filter(|&i| on_frontier[i]) {
         let symbol = Symbol::from(format!("__h{}", frontier.len()));
         symbol_of.insert(i, symbol);
         let param = match &prog.nodes[i] {

@@ -12,6 +12,7 @@ pub mod ast;
 pub mod check;
 pub mod codegen;
 pub mod emit;
+pub mod explain;
 pub mod grad;
 pub mod hoist;
 pub mod ir;

@@ -149,3 +149,20 @@ pub fn logsumexp_slice<T: Scalar>(z: &[T]) -> T {
     }
     m + s.ln()
 }
+
+/// A slice of `N * k` values seen as `k` rows of `N` (the layout is the same).
+///
+/// # Panics
+/// If the length is not a multiple of `N`.
+#[inline]
+#[track_caller]
+pub fn rows<'a, T, const N: usize>(s: &'a [T], what: &str) -> &'a [[T; N]] {
+    assert!(
+        N > 0 && s.len() % N == 0,
+        "{what}: expected a multiple of {N} values, got {}",
+        s.len()
+    );
+    // SAFETY: [T; N] has the size and alignment of N consecutive T, and the slice holds
+    // exactly s.len() / N such arrays.
+    unsafe { core::slice::from_raw_parts(s.as_ptr() as *const [T; N], s.len() / N) }
+}

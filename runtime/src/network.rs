@@ -44,4 +44,24 @@ pub trait Network: Sized {
         scale: Self::Scalar,
         grad: &mut Self,
     ) -> Self::Scalar;
+    /// Adds `scale * sum_i dL_i/dtheta` over a batch into `grad` and returns the sum of the
+    /// losses. `xs` and `ys` hold the samples row after row (`INPUTS` and `OUTPUTS` values per
+    /// sample). Generated networks do work that depends on the parameters only once for the
+    /// whole batch; the default calls [`Network::backward_slice`] row by row.
+    fn backward_rows(
+        &self,
+        xs: &[Self::Scalar],
+        ys: &[Self::Scalar],
+        scale: Self::Scalar,
+        grad: &mut Self,
+    ) -> Self::Scalar {
+        let mut loss = Self::Scalar::ZERO;
+        for (x, y) in xs
+            .chunks_exact(Self::INPUTS)
+            .zip(ys.chunks_exact(Self::OUTPUTS))
+        {
+            loss += self.backward_slice(x, y, scale, grad);
+        }
+        loss
+    }
 }

@@ -53,6 +53,23 @@ pub trait Model: Sized {
         scale: Self::Scalar,
         grad: &mut Self,
     ) -> Self::Scalar;
+    /// Adds `scale * sum_i dL_i/dtheta` over samples stored row after row into `grad` and
+    /// returns the sum of the losses. The default calls [`Model::accumulate`] per row; generated
+    /// networks do parameter-only work once per call.
+    fn accumulate_rows(
+        &self,
+        xs: &[Self::Scalar],
+        ys: &[Self::Scalar],
+        scale: Self::Scalar,
+        grad: &mut Self,
+    ) -> Self::Scalar {
+        let (n, m) = (self.input_width(), self.output_width());
+        let mut loss = Self::Scalar::ZERO;
+        for (x, y) in xs.chunks_exact(n).zip(ys.chunks_exact(m)) {
+            loss += self.accumulate(x, y, scale, grad);
+        }
+        loss
+    }
 }
 
 impl<N: Network> Model for N {
@@ -86,6 +103,15 @@ impl<N: Network> Model for N {
         grad: &mut Self,
     ) -> N::Scalar {
         self.backward_slice(x, y, scale, grad)
+    }
+    fn accumulate_rows(
+        &self,
+        xs: &[N::Scalar],
+        ys: &[N::Scalar],
+        scale: N::Scalar,
+        grad: &mut Self,
+    ) -> N::Scalar {
+        self.backward_rows(xs, ys, scale, grad)
     }
 }
 
@@ -263,12 +289,14 @@ fn chunk_gradient<M: Model>(
     scale: M::Scalar,
 ) -> (M, f64) {
     let mut grad = net.zeroed();
-    let mut loss = 0.0;
+    // Gathered into contiguous rows, so that the model can treat the chunk as one batch.
+    let mut xs = Vec::with_capacity(idx.len() * data.inputs());
+    let mut ys = Vec::with_capacity(idx.len() * data.outputs());
     for &i in idx {
-        loss += net
-            .accumulate(data.x(i), data.y(i), scale, &mut grad)
-            .to_f64();
+        xs.extend_from_slice(data.x(i));
+        ys.extend_from_slice(data.y(i));
     }
+    let loss = net.accumulate_rows(&xs, &ys, scale, &mut grad).to_f64();
     (grad, loss)
 }
 

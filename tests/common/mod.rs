@@ -4,16 +4,27 @@
 use symnet::{Network, Scalar, SplitMix64};
 
 /// A sample for a network: uniform inputs, and targets that suit the loss.
-pub fn sample<T: Scalar>(rng: &mut SplitMix64, n_in: usize, n_out: usize, target: Target) -> (Vec<T>, Vec<T>) {
-    let x = (0..n_in).map(|_| T::from_f64(rng.uniform(-1.5, 1.5))).collect();
+pub fn sample<T: Scalar>(
+    rng: &mut SplitMix64,
+    n_in: usize,
+    n_out: usize,
+    target: Target,
+) -> (Vec<T>, Vec<T>) {
+    let x = (0..n_in)
+        .map(|_| T::from_f64(rng.uniform(-1.5, 1.5)))
+        .collect();
     let y = match target {
-        Target::Real => (0..n_out).map(|_| T::from_f64(rng.uniform(-1.0, 1.0))).collect(),
+        Target::Real => (0..n_out)
+            .map(|_| T::from_f64(rng.uniform(-1.0, 1.0)))
+            .collect(),
         Target::Binary => (0..n_out)
             .map(|_| T::from_f64(if rng.next_f64() < 0.5 { 0.0 } else { 1.0 }))
             .collect(),
         Target::OneHot => {
             let k = rng.below(n_out);
-            (0..n_out).map(|j| T::from_f64(if j == k { 1.0 } else { 0.0 })).collect()
+            (0..n_out)
+                .map(|j| T::from_f64(if j == k { 1.0 } else { 0.0 }))
+                .collect()
         }
     };
     (x, y)
@@ -42,7 +53,12 @@ pub fn random_net<N: Network>(seed: u64) -> N {
 
 /// The gradient from `backward_slice` and from central finite differences of `loss_slice`, for
 /// every parameter.
-pub fn gradients<N: Network>(net: &N, x: &[N::Scalar], y: &[N::Scalar], h: f64) -> (Vec<f64>, Vec<f64>, f64) {
+pub fn gradients<N: Network>(
+    net: &N,
+    x: &[N::Scalar],
+    y: &[N::Scalar],
+    h: f64,
+) -> (Vec<f64>, Vec<f64>, f64) {
     let mut grad = N::zeros();
     let loss = net.backward_slice(x, y, N::Scalar::ONE, &mut grad).to_f64();
     let analytic: Vec<f64> = grad.params().iter().map(|g| g.to_f64()).collect();

@@ -28,6 +28,11 @@ impl Shape {
         }
     }
 
+    /// Whether the tensor has no elements (never, for shapes the checker admits).
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
     /// The dimensions, outermost first (empty for a scalar).
     pub fn dims(self) -> Vec<usize> {
         match self {
@@ -78,7 +83,11 @@ impl Range {
 
 /// The range of `node`'s values given its children's ranges (mathematical values: `sigmoid`
 /// is in (0, 1) even where floating point rounds it to 0 or 1).
-pub fn range_of(node: &Tensor, child: impl Fn(Id) -> Range, constant: impl Fn(Id) -> Option<f64>) -> Range {
+pub fn range_of(
+    node: &Tensor,
+    child: impl Fn(Id) -> Range,
+    constant: impl Fn(Id) -> Option<f64>,
+) -> Range {
     use Range::*;
     match node {
         Tensor::Num(c) if c.into_inner() > 0.0 => Positive,
@@ -95,7 +104,9 @@ pub fn range_of(node: &Tensor, child: impl Fn(Id) -> Range, constant: impl Fn(Id
             _ => Any,
         },
         Tensor::Add([a, b]) => match (child(*a), child(*b)) {
-            (x, y) if x >= NonNegative && y >= NonNegative && (x.nonzero() || y.nonzero()) => Positive,
+            (x, y) if x >= NonNegative && y >= NonNegative && (x.nonzero() || y.nonzero()) => {
+                Positive
+            }
             (x, y) if x >= NonNegative && y >= NonNegative => NonNegative,
             _ => Any,
         },
@@ -248,7 +259,7 @@ impl Analysis<Tensor> for TensorAnalysis {
         };
         let constant = fold()
             .filter(|v| v.is_finite() && shape == Some(Shape::Scalar))
-        .and_then(|v| Constant::new(v).ok());
+            .and_then(|v| Constant::new(v).ok());
         let range = range_of(
             enode,
             |id| egraph[id].data.range,
@@ -287,7 +298,9 @@ impl Analysis<Tensor> for TensorAnalysis {
                 changed_a = true;
             }
             (Some(_), None) => changed_b = true,
-            (Some(x), Some(y)) if (x.into_inner() - y.into_inner()).abs() > 1e-9 * x.abs().max(1.0) => {
+            (Some(x), Some(y))
+                if (x.into_inner() - y.into_inner()).abs() > 1e-9 * x.abs().max(1.0) =>
+            {
                 self.conflicts
                     .push(format!("merged different constants {x} and {y}"));
             }

@@ -47,7 +47,10 @@ impl<'a> DagExtractor<'a> {
                     if !kids.iter().all(|k| best.contains_key(k)) {
                         continue;
                     }
-                    if kids.iter().any(|k| *k == class || best[k].set.contains_key(&class)) {
+                    if kids
+                        .iter()
+                        .any(|k| *k == class || best[k].set.contains_key(&class))
+                    {
                         continue; // a cycle through this class
                     }
                     let own = own_cost(egraph, class, node);
@@ -129,7 +132,8 @@ impl<'a> DagExtractor<'a> {
                     index.insert(class, prog.nodes.len());
                     prog.nodes.push(n);
                     let data = &eg[class].data;
-                    prog.shapes.push(data.shape.expect("every extracted class has a shape"));
+                    prog.shapes
+                        .push(data.shape.expect("every extracted class has a shape"));
                     prog.deps.push(data.dep);
                 }
             }

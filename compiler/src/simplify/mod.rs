@@ -137,9 +137,22 @@ impl Program {
 
     /// FLOPs of the whole program, each node once: `(per sample, parameter-only)`.
     pub fn flops(&self) -> (usize, usize) {
+        self.flops_of(&self.roots)
+    }
+
+    /// FLOPs of what `roots` need, each node once: `(per sample, parameter-only)`.
+    pub fn flops_of(&self, roots: &[usize]) -> (usize, usize) {
+        let mut needed = vec![false; self.nodes.len()];
+        let mut stack: Vec<usize> = roots.to_vec();
+        while let Some(i) = stack.pop() {
+            if !needed[i] {
+                needed[i] = true;
+                stack.extend(self.nodes[i].children().iter().map(|c| usize::from(*c)));
+            }
+        }
         let mut sample = 0;
         let mut params = 0;
-        for i in 0..self.nodes.len() {
+        for i in (0..self.nodes.len()).filter(|&i| needed[i]) {
             if self.deps[i] <= Dep::Param {
                 params += self.node_flops(i);
             } else {

@@ -29,7 +29,9 @@ fn is_vector(v: &str) -> impl Fn(&mut EGraph<Tensor, TensorAnalysis>, Id, &Subst
 
 /// The condition "one of `vars` has the shape of the matched term": a rewrite that drops an
 /// operand must not drop the one that gave the term its shape.
-fn keeps_shape(vars: &'static [&'static str]) -> impl Fn(&mut EGraph<Tensor, TensorAnalysis>, Id, &Subst) -> bool {
+fn keeps_shape(
+    vars: &'static [&'static str],
+) -> impl Fn(&mut EGraph<Tensor, TensorAnalysis>, Id, &Subst) -> bool {
     move |eg, id, s| {
         let target = eg[id].data.shape;
         vars.iter().any(|v| eg[s[var(v)]].data.shape == target)

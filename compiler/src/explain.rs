@@ -1,0 +1,205 @@
+//! The explanation attached to every generated network: what was declared, what the rewrites
+//! made of it, and what it costs. It is the struct's rustdoc and its `EXPLANATION` constant.
+
+use std::fmt::Write;
+
+use egg::Language;
+
+use crate::check::{Activation, Net};
+use crate::codegen::Compiled;
+use crate::simplify::Program;
+
+/// A run of consecutive identity layers that the compiler collapsed: `(first, last)` indices.
+pub fn collapsed_runs(net: &Net, c: &Compiled) -> Vec<(usize, usize)> {
+    if c.forward_split.effective_params() >= net.params() {
+        return Vec::new();
+    }
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (k, l) in net.layers.iter().enumerate() {
+        let linear = l.activation == Activation::Identity;
+        match (linear, start) {
+            (true, None) => start = Some(k),
+            (false, Some(s)) => {
+                if k - s >= 2 {
+                    runs.push((s, k - 1));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        if net.layers.len() - s >= 2 {
+            runs.push((s, net.layers.len() - 1));
+        }
+    }
+    runs
+}
+
+/// The program as numbered single assignments, as the emitter sees it.
+fn listing(p: &Program, names: &[(usize, String)]) -> String {
+    let mut out = String::new();
+    let label = |i: usize| -> String {
+        let n = &p.nodes[i];
+        if n.is_leaf() {
+            n.to_string()
+        } else {
+            format!("%{i}")
+        }
+    };
+    for (i, n) in p.nodes.iter().enumerate() {
+        if n.is_leaf() {
+            continue;
+        }
+        let args: Vec<String> = n
+            .children()
+            .iter()
+            .map(|c| label(usize::from(*c)))
+            .collect();
+        let _ = writeln!(out, "  %{i} = ({n} {})", args.join(" "));
+    }
+    for (r, name) in names {
+        let _ = writeln!(out, "  {name} = {}", label(*r));
+    }
+    out
+}
+
+fn shorten(s: String, max: usize) -> String {
+    if s.len() <= max {
+        s
+    } else {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{} ...", &s[..cut])
+    }
+}
+
+/// The explanation text.
+pub fn explanation(net: &Net, c: &Compiled) -> String {
+    let mut o = String::new();
+    let declared = net.params();
+    let effective = c.forward_split.effective_params();
+    let _ = writeln!(o, "symnet: `{}`", net.ident);
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "parameters: {declared} declared, {effective} effective (read per sample by the prepared forward pass)"
+    );
+    for (s, e) in collapsed_runs(net, c) {
+        let names: Vec<String> = net.layers[s..=e]
+            .iter()
+            .map(|l| format!("`{}`", l.name))
+            .collect();
+        let _ = writeln!(
+            o,
+            "collapse: layers {} are all linear and were proved equal to one affine map",
+            names.join(", ")
+        );
+    }
+    let _ = writeln!(o);
+
+    let lowered_out = c.lowered.roots[0];
+    let _ = writeln!(
+        o,
+        "forward, as declared:\n  yhat = {}",
+        shorten(c.lowered.term(lowered_out), 800)
+    );
+    let _ = writeln!(
+        o,
+        "forward, simplified:\n  yhat = {}",
+        shorten(c.forward.term(c.forward.roots[0]), 800)
+    );
+    let fs = &c.forward_split;
+    if fs.hoists_work() {
+        let _ = writeln!(
+            o,
+            "forward, prepared (per sample):\n  yhat = {}",
+            shorten(fs.sample.term(fs.sample.roots[0]), 800)
+        );
+        for f in &fs.frontier {
+            if let Some(r) = f.root {
+                let root = fs.hoisted.roots[r];
+                let _ = writeln!(
+                    o,
+                    "  {} = {}  (once per prepare())",
+                    f.symbol,
+                    shorten(fs.hoisted.term(root), 800)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        o,
+        "loss, simplified:\n  L = {}",
+        shorten(c.loss.term(c.loss.roots[0]), 800)
+    );
+    let _ = writeln!(o);
+
+    let _ = writeln!(
+        o,
+        "gradients (backward pass as emitted; seed scales the loss's adjoint):"
+    );
+    let mut names = vec![(c.backward.roots[0], "L".to_string())];
+    for (l, (w, b)) in net.layers.iter().zip(&c.grad_roots) {
+        if let Some(w) = w {
+            names.push((c.backward.roots[*w], format!("d {}.w", l.name)));
+        }
+        if let Some(b) = b {
+            names.push((c.backward.roots[*b], format!("d {}.b", l.name)));
+        }
+    }
+    o.push_str(&listing(&c.backward, &names));
+    let _ = writeln!(o);
+
+    let (fb, _) = c.lowered.flops_of(&[lowered_out]);
+    let (fa, fp) = c.forward.flops();
+    let (pa, _) = c.forward_split.sample.flops();
+    let (bb, _) = c.backward_before;
+    let (ba, bp) = c.backward.flops();
+    let _ = writeln!(
+        o,
+        "FLOPs per sample (estimated; parameter-only work counted separately):"
+    );
+    let _ = writeln!(
+        o,
+        "  forward:  {fb} as declared, {} simplified, {pa} prepared (+ {fp} once per prepare())",
+        fa + fp
+    );
+    let _ = writeln!(
+        o,
+        "  backward: {bb} as declared, {ba} simplified (+ {bp} parameter-only)"
+    );
+    let _ = writeln!(o);
+
+    let fired = |r: &crate::simplify::Report| -> String {
+        if r.fired.is_empty() {
+            "none".into()
+        } else {
+            r.fired
+                .iter()
+                .map(|(n, k)| format!("{n} x{k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let _ = writeln!(
+        o,
+        "rewrites fired, forward ({}, {} iterations, {} e-nodes): {}",
+        c.forward_report.stop,
+        c.forward_report.iterations,
+        c.forward_report.nodes,
+        fired(&c.forward_report)
+    );
+    let _ = writeln!(
+        o,
+        "rewrites fired, forward and gradients ({}, {} iterations, {} e-nodes): {}",
+        c.backward_report.stop,
+        c.backward_report.iterations,
+        c.backward_report.nodes,
+        fired(&c.backward_report)
+    );
+    o
+}
