@@ -6,6 +6,8 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
+    // Declarations that must compile without any warning (under `#![deny(warnings)]`).
+    t.pass("tests/ui-pass/*.rs");
 }
 
 #[test]
@@ -15,6 +17,11 @@ fn no_message_mentions_a_panic() {
         if path.extension().is_some_and(|e| e == "stderr") {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(!text.contains("panicked"), "{}", path.display());
+            assert!(
+                !text.contains("symnet-compiler"),
+                "{}: error inside the compiler",
+                path.display()
+            );
             assert!(
                 text.starts_with("error"),
                 "{} does not start with an error",

@@ -87,6 +87,10 @@ pub fn identities() -> Vec<Rule> {
         // c (d x) = (c d) x for constants c, d: the analysis folds c d.
         rw!("mul-const-assoc"; "(* ?c (* ?d ?a))" => "(* (* ?c ?d) ?a)"
             if is_const("?c") if is_const("?d")),
+        // c ((d s) a) = ((c d) s) a: reaches a constant inside a scaled term, as in
+        // 2 (0.5 seed) d = (1 seed) d.
+        rw!("mul-const-assoc-nested"; "(* ?c (* (* ?d ?s) ?a))" => "(* (* (* ?c ?d) ?s) ?a)"
+            if is_const("?c") if is_const("?d")),
         // (a x) c = (a c) x for scalars: keeps constants on the left where the rule above sees them.
         rw!("mul-const-right"; "(* (* ?c ?a) ?d)" => "(* (* ?c ?d) ?a)"
             if is_const("?c") if is_const("?d")),
