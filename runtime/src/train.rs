@@ -363,9 +363,11 @@ fn norm<T: Scalar>(v: &[T]) -> f64 {
 /// Trains `net` on `data` with `opt`.
 ///
 /// Each epoch visits every sample once, in batches (one full batch, or shuffled minibatches of
-/// `config.batch_size`). For each batch the gradient of the batch's mean loss is accumulated,
-/// sample by sample, into a zeroed gradient (with `config.threads > 1`, one zeroed gradient per
-/// chunk, then summed), and the optimizer takes one step.
+/// `config.batch_size`). For each batch the gradient of the batch's mean loss is accumulated
+/// into a zeroed gradient by [`Model::accumulate_rows`] (for generated networks, one call of
+/// their batch code, which computes parameter-only values once); with `config.threads > 1` the
+/// batch is split into chunks, one zeroed gradient per chunk, then summed. Then the optimizer
+/// takes one step.
 ///
 /// Training stops after `config.epochs` epochs or when a tolerance is met. A NaN or infinite loss,
 /// gradient or parameter stops it with [`TrainError::Diverged`], with the parameters restored
