@@ -208,8 +208,9 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
 
     // Paths of the symbols inside the generated methods.
     let mut paths: HashMap<Symbol, TokenStream> = HashMap::new();
-    paths.insert("x".into(), quote!(x));
-    paths.insert("y".into(), quote!(y));
+    // `x` and `y` are references to arrays in every generated function.
+    paths.insert("x".into(), quote!((*x)));
+    paths.insert("y".into(), quote!((*y)));
     paths.insert("seed".into(), quote!(seed));
     for l in &net.layers {
         let name = &l.name;

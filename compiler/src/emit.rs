@@ -141,7 +141,16 @@ impl<'a> Emitter<'a> {
                 }
                 // A matrix product read once, elementwise, is computed inside its consumer's
                 // loop (so `W x + b` is one loop, not two).
-                let fusable = matches!(node, Tensor::MatVec(_) | Tensor::MatMul(_)) && !gathered[i];
+                // Not `W^T g`: it is written as a sum of rows (see `write`), which needs a `let`.
+                let transposed = match node {
+                    Tensor::MatVec([m, _]) => {
+                        matches!(prog.nodes[usize::from(*m)], Tensor::Transpose(_))
+                    }
+                    _ => false,
+                };
+                let fusable = matches!(node, Tensor::MatVec(_) | Tensor::MatMul(_))
+                    && !gathered[i]
+                    && !transposed;
                 uses[i] > 1
                     || repeated[i]
                     || (is_reduction(node) && !fusable)
@@ -273,6 +282,15 @@ impl<'a> Emitter<'a> {
             Tensor::MatVec(_) => {
                 let (m, v) = (self.child(i, 0), self.child(i, 1));
                 let n = self.prog.shapes[v].len();
+                // A long row of a stored matrix times a stored vector: the runtime's `dot`,
+                // whose partial sums vectorize along the row (written inline, LLVM tends to
+                // vectorize across outputs instead, with gathers).
+                if n > INLINE_REDUCTION {
+                    if let (Some(mat), Some(vec)) = (self.whole(m), self.whole(v)) {
+                        let j = &idx[0];
+                        return quote!(::symnet::__private::dot(&#mat[#j], &#vec));
+                    }
+                }
                 self.reduce(n, |k| {
                     let a = self.elem(m, &[idx[0].clone(), k.clone()]);
                     let b = self.elem(v, &[k]);
@@ -304,6 +322,19 @@ impl<'a> Emitter<'a> {
                 let _ = shape;
                 quote!(::symnet::__private::#f(&#c))
             }
+        }
+    }
+
+    /// A place expression for the whole of node `i`, if it is stored as an array: a symbol or
+    /// a materialized node.
+    fn whole(&self, i: usize) -> Option<TokenStream> {
+        if self.materialized[i] {
+            let t = Self::local(i);
+            return Some(quote!(#t));
+        }
+        match &self.prog.nodes[i] {
+            Tensor::Symbol(s) => Some(self.paths[s].clone()),
+            _ => None,
         }
     }
 
@@ -491,11 +522,39 @@ impl<'a> Emitter<'a> {
     /// destination. `dests[k]` is where `prog.roots[k]` goes.
     pub fn body(&self, dests: &[Dest]) -> TokenStream {
         let mut out = TokenStream::new();
-        for i in 0..self.prog.nodes.len() {
-            if self.materialized[i] {
-                let unroll = self.unroll(i);
-                out.extend(self.write(i, &Dest::Local(Self::local(i)), unroll));
+        // softmax(z) and logsumexp(z) of the same z share their exponentials: one call.
+        let mut partner: Vec<Option<usize>> = vec![None; self.prog.nodes.len()];
+        for (i, a) in self.prog.nodes.iter().enumerate() {
+            if let Tensor::Softmax(z) = a {
+                for (j, b) in self.prog.nodes.iter().enumerate() {
+                    if matches!(b, Tensor::LogSumExp(w) if w == z)
+                        && self.materialized[i]
+                        && self.materialized[j]
+                    {
+                        partner[i] = Some(j);
+                        partner[j] = Some(i);
+                    }
+                }
             }
+        }
+        let mut done = vec![false; self.prog.nodes.len()];
+        for i in 0..self.prog.nodes.len() {
+            if !self.materialized[i] || done[i] {
+                continue;
+            }
+            if let Some(j) = partner[i] {
+                let (sm, lse) = match self.prog.nodes[i] {
+                    Tensor::Softmax(_) => (i, j),
+                    _ => (j, i),
+                };
+                let (ts, tl) = (Self::local(sm), Self::local(lse));
+                let z = Self::local(self.child(sm, 0));
+                out.extend(quote!(let (#ts, #tl) = ::symnet::__private::softmax_logsumexp(&#z);));
+                done[j] = true;
+                continue;
+            }
+            let unroll = self.unroll(i);
+            out.extend(self.write(i, &Dest::Local(Self::local(i)), unroll));
         }
         for (&r, dest) in self.prog.roots.iter().zip(dests) {
             match dest {
@@ -526,7 +585,7 @@ impl<'a> Emitter<'a> {
     fn write_value(&self, r: usize, name: &Ident, unroll: bool) -> TokenStream {
         if let Tensor::Symbol(s) = &self.prog.nodes[r] {
             let p = &self.paths[s];
-            return quote!(let #name = *#p;);
+            return quote!(let #name = #p;);
         }
         self.write(r, &Dest::Local(name.clone()), unroll)
     }

@@ -26,6 +26,26 @@ pub fn softmax<T: Scalar, const N: usize>(z: &[T; N]) -> [T; N] {
     e
 }
 
+/// [`softmax`] and [`logsumexp`] of the same `z`, sharing the exponentials.
+#[inline]
+pub fn softmax_logsumexp<T: Scalar, const N: usize>(z: &[T; N]) -> ([T; N], T) {
+    let mut m = z[0];
+    for &v in z.iter() {
+        m = m.max(v);
+    }
+    let mut e = [T::ZERO; N];
+    let mut s = T::ZERO;
+    for (ei, &zi) in e.iter_mut().zip(z.iter()) {
+        *ei = (zi - m).exp();
+        s += *ei;
+    }
+    let inv = T::ONE / s;
+    for ei in e.iter_mut() {
+        *ei *= inv;
+    }
+    (e, m + s.ln())
+}
+
 /// `ln sum_l e^(z_l)` as `max z + ln sum_l e^(z_l - max z)`: finite for finite `z`.
 #[inline]
 pub fn logsumexp<T: Scalar, const N: usize>(z: &[T; N]) -> T {
@@ -165,4 +185,33 @@ pub fn rows<'a, T, const N: usize>(s: &'a [T], what: &str) -> &'a [[T; N]] {
     // SAFETY: [T; N] has the size and alignment of N consecutive T, and the slice holds
     // exactly s.len() / N such arrays.
     unsafe { core::slice::from_raw_parts(s.as_ptr() as *const [T; N], s.len() / N) }
+}
+
+/// Independent partial sums kept by [`dot`]: 16 `f32` fill an AVX-512 register (two AVX ones).
+pub const DOT_LANES: usize = 16;
+
+/// `a . b` with [`DOT_LANES`] independent partial sums, added pairwise at the end, so that the
+/// loop vectorizes along the rows (a single float accumulator must be summed in order).
+#[inline(always)]
+pub fn dot<T: Scalar, const N: usize>(a: &[T; N], b: &[T; N]) -> T {
+    let mut acc = [T::ZERO; DOT_LANES];
+    let chunks = N / DOT_LANES;
+    for c in 0..chunks {
+        for l in 0..DOT_LANES {
+            let k = c * DOT_LANES + l;
+            acc[l] = a[k].mul_add(b[k], acc[l]);
+        }
+    }
+    let mut w = DOT_LANES;
+    while w > 1 {
+        w /= 2;
+        for l in 0..w {
+            acc[l] = acc[l] + acc[l + w];
+        }
+    }
+    let mut s = acc[0];
+    for k in chunks * DOT_LANES..N {
+        s = a[k].mul_add(b[k], s);
+    }
+    s
 }
