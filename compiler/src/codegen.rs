@@ -9,6 +9,7 @@ use quote::{format_ident, quote};
 
 use crate::check::{Net, ScalarType};
 use crate::emit::{Dest, Emitter};
+use crate::emit_lanes::{LaneDest, LaneEmitter};
 use crate::grad::differentiate;
 use crate::hoist::{split, Split};
 use crate::ir::{bias_symbol, lower, weight_symbol, Shape, Tensor, TensorAnalysis};
@@ -265,46 +266,83 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
         Emitter::new(&sp.hoisted, net.scalar, &paths).body(&dests)
     };
     let self_param = |s: Symbol| paths[&s].clone();
-    let loss_batch_loop = if c.loss_split.hoists_work() {
-        let pre = hoisted_body(&c.loss_split);
-        let p = hoisted_paths(&c.loss_split, &self_param);
-        let body =
-            Emitter::new(&c.loss_split.sample, net.scalar, &p).body(&[Dest::Local(out.clone())]);
-        quote! {
-            #pre
-            for i in 0..xs.len() {
-                let (x, y) = (&xs[i], &ys[i]);
-                #body
-                total += #out;
-            }
-        }
-    } else {
-        quote! {
-            for i in 0..xs.len() {
-                total += self.loss(&xs[i], &ys[i]);
+    // Batch loops: hoisted values once, then chunks of LANES samples with the samples across
+    // SIMD lanes (see `emit_lanes`), then the remaining samples one by one.
+    let lanes = crate::emit_lanes::lanes(net.scalar);
+    let x_setup = quote! {
+        let base = chunk * #lanes;
+        let mut xl = [[0.0 as #ty; #lanes]; #n_in];
+        for s in 0..#lanes {
+            for k in 0..#n_in {
+                xl[k][s] = xs[base + s][k];
             }
         }
     };
-    let backward_batch_loop = if c.backward_split.hoists_work() {
-        let pre = hoisted_body(&c.backward_split);
-        let p = hoisted_paths(&c.backward_split, &self_param);
-        let body = Emitter::new(&c.backward_split.sample, net.scalar, &p).body(&dests);
-        quote! {
-            let seed = scale;
-            #pre
-            for i in 0..xs.len() {
-                let (x, y) = (&xs[i], &ys[i]);
-                #body
-                total += #out;
-            }
-        }
-    } else {
-        quote! {
-            for i in 0..xs.len() {
-                total += self.backward_scaled(&xs[i], &ys[i], scale, grad);
+    let y_setup = quote! {
+        let mut yl = [[0.0 as #ty; #lanes]; #n_out];
+        for s in 0..#lanes {
+            for k in 0..#n_out {
+                yl[k][s] = ys[base + s][k];
             }
         }
     };
+    let batched = |sp: &Split, lane_dests: &[LaneDest], dests: &[Dest], each: TokenStream, has_y: bool| {
+        let chunk_setup = if has_y {
+            quote!(#x_setup #y_setup)
+        } else {
+            x_setup.clone()
+        };
+        let bind = if has_y {
+            quote!(let (x, y) = (&xs[i], &ys[i]);)
+        } else {
+            quote!(let x = &xs[i];)
+        };
+        let pre = hoisted_body(sp);
+        let p = hoisted_paths(sp, &self_param);
+        let lane_body = LaneEmitter::new(&sp.sample, net.scalar, &p).body(lane_dests);
+        let body = Emitter::new(&sp.sample, net.scalar, &p).body(dests);
+        quote! {
+            #pre
+            let chunks = xs.len() / #lanes;
+            for chunk in 0..chunks {
+                #chunk_setup
+                #lane_body
+            }
+            for i in chunks * #lanes..xs.len() {
+                #bind
+                #body
+                #each
+            }
+        }
+    };
+    let loss_batch_loop = batched(
+        &c.loss_split,
+        &[LaneDest::SumInto(quote!(total))],
+        &[Dest::Local(out.clone())],
+        quote!(total += #out;),
+        true,
+    );
+    let mut lane_dests = vec![LaneDest::SumInto(quote!(total))];
+    for (l, (w, b)) in net.layers.iter().zip(&c.grad_roots) {
+        let name = &l.name;
+        if w.is_some() {
+            lane_dests.push(LaneDest::AddInto(quote!(grad.#name.w)));
+        }
+        if b.is_some() {
+            lane_dests.push(LaneDest::AddInto(quote!(grad.#name.b)));
+        }
+    }
+    let backward_batch_loop = {
+        let inner = batched(&c.backward_split, &lane_dests, &dests, quote!(total += #out;), true);
+        quote!(let seed = scale; #inner)
+    };
+    let forward_batch_loop = batched(
+        &c.forward_split,
+        &[LaneDest::Rows(quote!(out))],
+        &[Dest::Local(out.clone())],
+        quote!(out[i] = #out;),
+        false,
+    );
 
     // The prepared (inference) struct: every parameter-only value of the forward pass.
     let prepared = format_ident!("{}Prepared", ident);
@@ -476,9 +514,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 /// If `xs` and `out` have different lengths.
                 pub fn forward_batch(&self, xs: &[[#ty; #n_in]], out: &mut [[#ty; #n_out]]) {
                     ::core::assert_eq!(xs.len(), out.len(), "forward_batch: {} inputs but {} output rows", xs.len(), out.len());
-                    for i in 0..xs.len() {
-                        out[i] = self.forward(&xs[i]);
-                    }
+                    #forward_batch_loop
                 }
 
                 /// The mean loss of a batch.

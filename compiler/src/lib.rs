@@ -12,6 +12,7 @@ pub mod ast;
 pub mod check;
 pub mod codegen;
 pub mod emit;
+pub mod emit_lanes;
 pub mod explain;
 pub mod grad;
 pub mod hoist;

@@ -192,14 +192,14 @@ pub const DOT_LANES: usize = 16;
 
 /// `a . b` with [`DOT_LANES`] independent partial sums, added pairwise at the end, so that the
 /// loop vectorizes along the rows (a single float accumulator must be summed in order).
-#[inline(always)]
+#[inline(never)]
 pub fn dot<T: Scalar, const N: usize>(a: &[T; N], b: &[T; N]) -> T {
     let mut acc = [T::ZERO; DOT_LANES];
-    let chunks = N / DOT_LANES;
-    for c in 0..chunks {
+    let (ac, bc) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (ca, cb) in ac.zip(bc) {
         for l in 0..DOT_LANES {
-            let k = c * DOT_LANES + l;
-            acc[l] = a[k].mul_add(b[k], acc[l]);
+            acc[l] = ca[l].mul_add(cb[l], acc[l]);
         }
     }
     let mut w = DOT_LANES;
@@ -210,8 +210,59 @@ pub fn dot<T: Scalar, const N: usize>(a: &[T; N], b: &[T; N]) -> T {
         }
     }
     let mut s = acc[0];
-    for k in chunks * DOT_LANES..N {
-        s = a[k].mul_add(b[k], s);
+    for (x, y) in ar.iter().zip(br) {
+        s = x.mul_add(*y, s);
     }
     s
+}
+
+/// [`softmax`] of every lane of `z` (`z[l][s]` is logit `l` of sample `s`).
+#[inline]
+pub fn softmax_lanes<T: Scalar, const N: usize, const L: usize>(z: &[[T; L]; N]) -> [[T; L]; N] {
+    let mut m = z[0];
+    for row in z.iter() {
+        for s in 0..L {
+            m[s] = m[s].max(row[s]);
+        }
+    }
+    let mut e = [[T::ZERO; L]; N];
+    let mut sum = [T::ZERO; L];
+    for (er, zr) in e.iter_mut().zip(z.iter()) {
+        for s in 0..L {
+            er[s] = (zr[s] - m[s]).exp_fast();
+            sum[s] += er[s];
+        }
+    }
+    let mut inv = [T::ZERO; L];
+    for s in 0..L {
+        inv[s] = T::ONE / sum[s];
+    }
+    for er in e.iter_mut() {
+        for s in 0..L {
+            er[s] *= inv[s];
+        }
+    }
+    e
+}
+
+/// [`logsumexp`] of every lane of `z`.
+#[inline]
+pub fn logsumexp_lanes<T: Scalar, const N: usize, const L: usize>(z: &[[T; L]; N]) -> [T; L] {
+    let mut m = z[0];
+    for row in z.iter() {
+        for s in 0..L {
+            m[s] = m[s].max(row[s]);
+        }
+    }
+    let mut sum = [T::ZERO; L];
+    for zr in z.iter() {
+        for s in 0..L {
+            sum[s] += (zr[s] - m[s]).exp_fast();
+        }
+    }
+    let mut out = [T::ZERO; L];
+    for s in 0..L {
+        out[s] = m[s] + sum[s].ln();
+    }
+    out
 }

@@ -1,0 +1,519 @@
+//! Batched emission: a chunk of `LANES` samples is computed at once, with the samples in the
+//! innermost array dimension (`[[T; LANES]; n]` for a vector), so that every loop over samples
+//! is a loop over SIMD lanes.
+//!
+//! Per-sample code computes `W x` as one dot product per output, a reduction that must be
+//! summed in order. With samples across lanes, `W X` is `for j, k: acc[..] += W[j][k] * X[k][..]`:
+//! a broadcast weight times a vector of samples, no reduction at all. The weight gradient
+//! `sum_s delta_s x_s^T` is written with the samples' rows contiguous (`x` is read straight from
+//! the batch, other vectors are transposed once per chunk), so its loop vectorizes along the
+//! row. Values that do not depend on the sample (parameters, constants, `seed`) stay scalar.
+
+use std::collections::HashMap;
+
+use egg::{Language, Symbol};
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{format_ident, quote, ToTokens};
+
+use crate::check::ScalarType;
+use crate::ir::{Shape, Tensor};
+use crate::simplify::Program;
+
+/// Samples per chunk for `f32` (16 lanes fill an AVX-512 register, two AVX ones).
+pub const LANES_F32: usize = 16;
+/// Samples per chunk for `f64`.
+pub const LANES_F64: usize = 8;
+
+/// The number of lanes for a scalar type.
+pub fn lanes(scalar: ScalarType) -> usize {
+    match scalar {
+        ScalarType::F32 => LANES_F32,
+        ScalarType::F64 => LANES_F64,
+    }
+}
+
+/// Where a root of the chunk program goes.
+pub enum LaneDest {
+    /// Summed over the chunk's samples into a scalar accumulator (the loss).
+    SumInto(TokenStream),
+    /// Summed over the chunk's samples and added elementwise into a place (`grad.l.w`).
+    AddInto(TokenStream),
+    /// Stored per sample into `out[base + s]` (a forward output).
+    Rows(TokenStream),
+}
+
+#[derive(Clone)]
+enum Ix {
+    Const(usize),
+    Var(TokenStream),
+}
+
+impl ToTokens for Ix {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        match self {
+            Ix::Const(c) => Literal::usize_unsuffixed(*c).to_tokens(tokens),
+            Ix::Var(v) => tokens.extend(v.clone()),
+        }
+    }
+}
+
+/// Writes the body of a chunk loop. The caller binds `xl` (`[[T; LANES]; INPUTS]`), `yl`,
+/// `xs`, `ys` and `base` (the chunk's first sample).
+pub struct LaneEmitter<'a> {
+    prog: &'a Program,
+    scalar: ScalarType,
+    paths: &'a HashMap<Symbol, TokenStream>,
+    lanes: usize,
+    /// Whether a node depends on the sample (`x` or `y`).
+    varying: Vec<bool>,
+    materialized: Vec<bool>,
+    counter: std::cell::Cell<usize>,
+}
+
+impl<'a> LaneEmitter<'a> {
+    /// Plans the chunk program.
+    pub fn new(prog: &'a Program, scalar: ScalarType, paths: &'a HashMap<Symbol, TokenStream>) -> Self {
+        let n = prog.nodes.len();
+        let mut varying = vec![false; n];
+        let mut uses = vec![0usize; n];
+        for (i, node) in prog.nodes.iter().enumerate() {
+            varying[i] = match node {
+                Tensor::Symbol(s) => *s == Symbol::from("x") || *s == Symbol::from("y"),
+                _ => node.children().iter().any(|c| varying[usize::from(*c)]),
+            };
+            for c in node.children() {
+                uses[usize::from(*c)] += 1;
+            }
+        }
+        for &r in &prog.roots {
+            uses[r] += 1;
+        }
+        let elementwise = |node: &Tensor| {
+            matches!(
+                node,
+                Tensor::Add(_)
+                    | Tensor::Sub(_)
+                    | Tensor::Mul(_)
+                    | Tensor::Div(_)
+                    | Tensor::Neg(_)
+                    | Tensor::Sigmoid(_)
+                    | Tensor::Tanh(_)
+                    | Tensor::Relu(_)
+                    | Tensor::Step(_)
+                    | Tensor::LeakyRelu(_)
+                    | Tensor::LeakyStep(_)
+                    | Tensor::Softplus(_)
+                    | Tensor::Exp(_)
+                    | Tensor::Ln(_)
+                    | Tensor::Abs(_)
+                    | Tensor::Sign(_)
+                    | Tensor::Fill(_)
+            )
+        };
+        // Operands read at other indices than their consumer's own.
+        let mut gathered = vec![false; n];
+        for node in &prog.nodes {
+            if !elementwise(node) {
+                for c in node.children() {
+                    gathered[usize::from(*c)] = true;
+                }
+            }
+        }
+        let materialized = (0..n)
+            .map(|i| {
+                let node = &prog.nodes[i];
+                if node.is_leaf() || matches!(node, Tensor::Transpose(_)) {
+                    return false;
+                }
+                if !varying[i] {
+                    // Uniform values (`seed` times constants) are scalars, computed once.
+                    return prog.shapes[i] == Shape::Scalar || uses[i] > 1 || gathered[i];
+                }
+                !elementwise(node) || uses[i] > 1 || gathered[i]
+            })
+            .collect();
+        LaneEmitter {
+            prog,
+            scalar,
+            paths,
+            lanes: lanes(scalar),
+            varying,
+            materialized,
+            counter: std::cell::Cell::new(0),
+        }
+    }
+
+    fn fresh(&self, prefix: &str) -> Ident {
+        let c = self.counter.get();
+        self.counter.set(c + 1);
+        format_ident!("{}{}", prefix, c)
+    }
+
+    fn local(i: usize) -> Ident {
+        format_ident!("v{}", i)
+    }
+
+    fn ty(&self) -> TokenStream {
+        match self.scalar {
+            ScalarType::F32 => quote!(f32),
+            ScalarType::F64 => quote!(f64),
+        }
+    }
+
+    fn lit(&self, v: f64) -> TokenStream {
+        let l = match self.scalar {
+            ScalarType::F32 => Literal::f32_suffixed(v.abs() as f32),
+            ScalarType::F64 => Literal::f64_suffixed(v.abs()),
+        };
+        if v.is_sign_negative() {
+            quote!((-#l))
+        } else {
+            quote!(#l)
+        }
+    }
+
+    fn call(&self, f: &str, args: &[TokenStream]) -> TokenStream {
+        let f = format_ident!("{}", f);
+        quote!(::symnet::__private::ScalarTrait::#f(#(#args),*))
+    }
+
+    fn child(&self, i: usize, k: usize) -> usize {
+        usize::from(self.prog.nodes[i].children()[k])
+    }
+
+    /// Element `idx` of node `i` in lane `lane` (ignored for uniform nodes).
+    fn elem(&self, i: usize, idx: &[Ix], lane: &Ix) -> TokenStream {
+        if self.materialized[i] {
+            let t = Self::local(i);
+            return if self.varying[i] {
+                quote!(#t #([#idx])* [#lane])
+            } else {
+                quote!(#t #([#idx])*)
+            };
+        }
+        self.compute(i, idx, lane)
+    }
+
+    fn compute(&self, i: usize, idx: &[Ix], lane: &Ix) -> TokenStream {
+        let node = &self.prog.nodes[i];
+        let sub = |k: usize| -> TokenStream {
+            let c = self.child(i, k);
+            if self.prog.shapes[c] == Shape::Scalar {
+                self.elem(c, &[], lane)
+            } else {
+                self.elem(c, idx, lane)
+            }
+        };
+        match node {
+            Tensor::Num(v) => self.lit(v.into_inner()),
+            Tensor::Symbol(s) if *s == Symbol::from("x") => quote!(xl #([#idx])* [#lane]),
+            Tensor::Symbol(s) if *s == Symbol::from("y") => quote!(yl #([#idx])* [#lane]),
+            Tensor::Symbol(s) => {
+                let p = &self.paths[s];
+                quote!(#p #([#idx])*)
+            }
+            Tensor::Add(_) => {
+                let (a, b) = (sub(0), sub(1));
+                quote!((#a + #b))
+            }
+            Tensor::Sub(_) => {
+                let (a, b) = (sub(0), sub(1));
+                quote!((#a - #b))
+            }
+            Tensor::Mul(_) => {
+                let (a, b) = (sub(0), sub(1));
+                quote!((#a * #b))
+            }
+            Tensor::Div(_) => {
+                let (a, b) = (sub(0), sub(1));
+                quote!((#a / #b))
+            }
+            Tensor::Neg(_) => {
+                let a = sub(0);
+                quote!((-#a))
+            }
+            Tensor::Sigmoid(_) => self.call("sigmoid", &[sub(0)]),
+            Tensor::Tanh(_) => self.call("tanh", &[sub(0)]),
+            Tensor::Relu(_) => self.call("relu", &[sub(0)]),
+            Tensor::Step(_) => self.call("step", &[sub(0)]),
+            Tensor::Softplus(_) => self.call("softplus", &[sub(0)]),
+            Tensor::Exp(_) => self.call("exp", &[sub(0)]),
+            Tensor::Ln(_) => self.call("ln", &[sub(0)]),
+            Tensor::Abs(_) => self.call("abs", &[sub(0)]),
+            Tensor::Sign(_) => self.call("sign", &[sub(0)]),
+            Tensor::LeakyRelu(_) => self.call("leaky_relu", &[sub(0), sub(1)]),
+            Tensor::LeakyStep(_) => self.call("leaky_step", &[sub(0), sub(1)]),
+            Tensor::Fill(_) => self.elem(self.child(i, 0), &[], lane),
+            Tensor::Transpose(_) => {
+                let c = self.child(i, 0);
+                self.elem(c, &[idx[1].clone(), idx[0].clone()], lane)
+            }
+            Tensor::Outer(_) => {
+                let a = self.elem(self.child(i, 0), &idx[..1], lane);
+                let b = self.elem(self.child(i, 1), &idx[1..], lane);
+                quote!((#a * #b))
+            }
+            // Reductions, per lane (only reached for uniform nodes or unusual programs; the
+            // common varying cases are written by `write`).
+            Tensor::MatVec(_) | Tensor::MatMul(_) | Tensor::Sum(_) => {
+                let (n, term): (usize, Box<dyn Fn(Ix) -> TokenStream>) = match node {
+                    Tensor::MatVec(_) => {
+                        let (m, v) = (self.child(i, 0), self.child(i, 1));
+                        let j = idx[0].clone();
+                        (
+                            self.prog.shapes[v].len(),
+                            Box::new(move |k: Ix| {
+                                let a = self.elem(m, &[j.clone(), k.clone()], lane);
+                                let b = self.elem(v, &[k], lane);
+                                quote!(#a * #b)
+                            }),
+                        )
+                    }
+                    Tensor::MatMul(_) => {
+                        let (a, b) = (self.child(i, 0), self.child(i, 1));
+                        let (r, c) = (idx[0].clone(), idx[1].clone());
+                        (
+                            self.prog.shapes[a].dims()[1],
+                            Box::new(move |k: Ix| {
+                                let x = self.elem(a, &[r.clone(), k.clone()], lane);
+                                let y = self.elem(b, &[k, c.clone()], lane);
+                                quote!(#x * #y)
+                            }),
+                        )
+                    }
+                    _ => {
+                        let c = self.child(i, 0);
+                        (
+                            self.prog.shapes[c].len(),
+                            Box::new(move |k: Ix| self.elem(c, &[k], lane)),
+                        )
+                    }
+                };
+                let k = self.fresh("k");
+                let acc = self.fresh("acc");
+                let t = term(Ix::Var(quote!(#k)));
+                let zero = self.lit(0.0);
+                quote!({
+                    let mut #acc = #zero;
+                    for #k in 0..#n {
+                        #acc += #t;
+                    }
+                    #acc
+                })
+            }
+            Tensor::Softmax(_) | Tensor::LogSumExp(_) => {
+                unreachable!("softmax and logsumexp are always materialized")
+            }
+        }
+    }
+
+    /// Statements computing materialized node `i` into its local.
+    fn write(&self, i: usize) -> TokenStream {
+        let node = &self.prog.nodes[i];
+        let shape = self.prog.shapes[i];
+        let t = Self::local(i);
+        let ty = self.ty();
+        let zero = self.lit(0.0);
+        let l = self.lanes;
+        if !self.varying[i] {
+            // A uniform value: computed once per chunk, like per-sample code.
+            let no_lane = Ix::Const(0);
+            return match shape {
+                Shape::Scalar => {
+                    let e = self.compute(i, &[], &no_lane);
+                    quote!(let #t: #ty = #e;)
+                }
+                Shape::Vector(n) => {
+                    let j = self.fresh("j");
+                    let e = self.compute(i, &[Ix::Var(quote!(#j))], &no_lane);
+                    quote!(let mut #t = [#zero; #n]; for #j in 0..#n { #t[#j] = #e; })
+                }
+                Shape::Matrix(r, c) => {
+                    let (a, b) = (self.fresh("a"), self.fresh("b"));
+                    let e = self.compute(i, &[Ix::Var(quote!(#a)), Ix::Var(quote!(#b))], &no_lane);
+                    quote!(let mut #t = [[#zero; #c]; #r]; for #a in 0..#r { for #b in 0..#c { #t[#a][#b] = #e; } })
+                }
+            };
+        }
+        let s = self.fresh("s");
+        let lane = Ix::Var(quote!(#s));
+        match (node, shape) {
+            (Tensor::Softmax(z), _) | (Tensor::LogSumExp(z), _) => {
+                let z = Self::local(usize::from(*z));
+                let f = if matches!(node, Tensor::Softmax(_)) {
+                    quote!(softmax_lanes)
+                } else {
+                    quote!(logsumexp_lanes)
+                };
+                quote!(let #t = ::symnet::__private::#f(&#z);)
+            }
+            (Tensor::MatVec([m, v]), Shape::Vector(r)) if !self.varying[usize::from(*m)] => {
+                // W V with samples across lanes: a broadcast weight times a vector of samples.
+                let (m, v) = (usize::from(*m), usize::from(*v));
+                let c = self.prog.shapes[v].len();
+                let (j, k) = (self.fresh("j"), self.fresh("k"));
+                let w = self.elem(m, &[Ix::Var(quote!(#j)), Ix::Var(quote!(#k))], &lane);
+                let x = self.elem(v, &[Ix::Var(quote!(#k))], &lane);
+                quote! {
+                    let mut #t = [[#zero; #l]; #r];
+                    for #j in 0..#r {
+                        let mut acc = [#zero; #l];
+                        for #k in 0..#c {
+                            let w = #w;
+                            for #s in 0..#l {
+                                acc[#s] = ::symnet::__private::ScalarTrait::mul_add(w, #x, acc[#s]);
+                            }
+                        }
+                        #t[#j] = acc;
+                    }
+                }
+            }
+            (Tensor::Sum(v), Shape::Scalar) => {
+                let v = usize::from(*v);
+                let n = self.prog.shapes[v].len();
+                let k = self.fresh("k");
+                let e = self.elem(v, &[Ix::Var(quote!(#k))], &lane);
+                quote! {
+                    let mut #t = [#zero; #l];
+                    for #k in 0..#n {
+                        for #s in 0..#l {
+                            #t[#s] += #e;
+                        }
+                    }
+                }
+            }
+            (_, Shape::Scalar) => {
+                let e = self.compute(i, &[], &lane);
+                quote!(let mut #t = [#zero; #l]; for #s in 0..#l { #t[#s] = #e; })
+            }
+            (_, Shape::Vector(n)) => {
+                let j = self.fresh("j");
+                let e = self.compute(i, &[Ix::Var(quote!(#j))], &lane);
+                quote!(let mut #t = [[#zero; #l]; #n]; for #j in 0..#n { for #s in 0..#l { #t[#j][#s] = #e; } })
+            }
+            (_, Shape::Matrix(r, c)) => {
+                let (a, b) = (self.fresh("a"), self.fresh("b"));
+                let e = self.compute(i, &[Ix::Var(quote!(#a)), Ix::Var(quote!(#b))], &lane);
+                quote!(let mut #t = [[[#zero; #l]; #c]; #r]; for #a in 0..#r { for #b in 0..#c { for #s in 0..#l { #t[#a][#b][#s] = #e; } } })
+            }
+        }
+    }
+
+    /// Statements adding root `r`, summed over the chunk's lanes, into `dest`.
+    fn add_root(&self, r: usize, dest: &TokenStream) -> TokenStream {
+        let l = self.lanes;
+        let zero = self.lit(0.0);
+        let s = self.fresh("s");
+        let lane = Ix::Var(quote!(#s));
+        let count = self.lit(l as f64);
+        match (&self.prog.nodes[r], self.prog.shapes[r]) {
+            _ if !self.varying[r] => {
+                // The same value for every sample of the chunk.
+                match self.prog.shapes[r] {
+                    Shape::Scalar => {
+                        let e = self.elem(r, &[], &lane);
+                        quote!(#dest += #count * #e;)
+                    }
+                    Shape::Vector(n) => {
+                        let j = self.fresh("j");
+                        let e = self.elem(r, &[Ix::Var(quote!(#j))], &lane);
+                        quote!(for #j in 0..#n { #dest[#j] += #count * #e; })
+                    }
+                    Shape::Matrix(rr, c) => {
+                        let (a, b) = (self.fresh("a"), self.fresh("b"));
+                        let e = self.elem(r, &[Ix::Var(quote!(#a)), Ix::Var(quote!(#b))], &lane);
+                        quote!(for #a in 0..#rr { for #b in 0..#c { #dest[#a][#b] += #count * #e; } })
+                    }
+                }
+            }
+            (Tensor::Outer([u, v]), Shape::Matrix(rr, c)) => {
+                // sum_s u_s v_s^T with the rows of v contiguous: a row of the gradient stays in
+                // registers while the chunk's samples are added into it.
+                let (u, v) = (usize::from(*u), usize::from(*v));
+                let (o, i) = (self.fresh("o"), self.fresh("i"));
+                let ue = self.elem(u, &[Ix::Var(quote!(#o))], &lane);
+                let (pre, row) = match &self.prog.nodes[v] {
+                    Tensor::Symbol(sym) if *sym == Symbol::from("x") => (quote!(), quote!(xs[base + #s][#i])),
+                    Tensor::Symbol(sym) if *sym == Symbol::from("y") => (quote!(), quote!(ys[base + #s][#i])),
+                    _ if self.varying[v] => {
+                        let vt = self.fresh("rows");
+                        let (a, b) = (self.fresh("a"), self.fresh("b"));
+                        let ve = self.elem(v, &[Ix::Var(quote!(#a))], &Ix::Var(quote!(#b)));
+                        (
+                            quote! {
+                                let mut #vt = [[#zero; #c]; #l];
+                                for #a in 0..#c { for #b in 0..#l { #vt[#b][#a] = #ve; } }
+                            },
+                            quote!(#vt[#s][#i]),
+                        )
+                    }
+                    _ => {
+                        let ve = self.elem(v, &[Ix::Var(quote!(#i))], &lane);
+                        (quote!(), ve)
+                    }
+                };
+                quote! {
+                    #pre
+                    for #o in 0..#rr {
+                        let mut us = [#zero; #l];
+                        for #s in 0..#l { us[#s] = #ue; }
+                        let g = &mut #dest[#o];
+                        for #i in 0..#c {
+                            let mut a = g[#i];
+                            for #s in 0..#l {
+                                a = ::symnet::__private::ScalarTrait::mul_add(us[#s], #row, a);
+                            }
+                            g[#i] = a;
+                        }
+                    }
+                }
+            }
+            (_, Shape::Scalar) => {
+                let e = self.elem(r, &[], &lane);
+                quote!({ let mut a = #zero; for #s in 0..#l { a += #e; } #dest += a; })
+            }
+            (_, Shape::Vector(n)) => {
+                let j = self.fresh("j");
+                let e = self.elem(r, &[Ix::Var(quote!(#j))], &lane);
+                quote!(for #j in 0..#n { let mut a = #dest[#j]; for #s in 0..#l { a += #e; } #dest[#j] = a; })
+            }
+            (_, Shape::Matrix(rr, c)) => {
+                let (a, b) = (self.fresh("a"), self.fresh("b"));
+                let e = self.elem(r, &[Ix::Var(quote!(#a)), Ix::Var(quote!(#b))], &lane);
+                quote!(for #a in 0..#rr { for #b in 0..#c { let mut acc = #dest[#a][#b]; for #s in 0..#l { acc += #e; } #dest[#a][#b] = acc; } })
+            }
+        }
+    }
+
+    /// Statements storing vector root `r` of each lane into `out[base + s]`.
+    fn store_rows(&self, r: usize, out: &TokenStream) -> TokenStream {
+        let l = self.lanes;
+        let s = self.fresh("s");
+        let j = self.fresh("j");
+        let n = self.prog.shapes[r].len();
+        let e = self.elem(r, &[Ix::Var(quote!(#j))], &Ix::Var(quote!(#s)));
+        quote!(for #s in 0..#l { for #j in 0..#n { #out[base + #s][#j] = #e; } })
+    }
+
+    /// The chunk body: every materialized node, then each root into its destination.
+    pub fn body(&self, dests: &[LaneDest]) -> TokenStream {
+        let mut out = TokenStream::new();
+        for i in 0..self.prog.nodes.len() {
+            if self.materialized[i] {
+                out.extend(self.write(i));
+            }
+        }
+        for (&r, dest) in self.prog.roots.iter().zip(dests) {
+            out.extend(match dest {
+                LaneDest::SumInto(p) | LaneDest::AddInto(p) => self.add_root(r, p),
+                LaneDest::Rows(p) => self.store_rows(r, p),
+            });
+        }
+        out
+    }
+
+    /// The samples per chunk.
+    pub fn lanes(&self) -> usize {
+        self.lanes
+    }
+}
