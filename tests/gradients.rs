@@ -109,6 +109,19 @@ fn check_batch<N: Network, const I: usize, const O: usize>(
             "{name}: batch gradient {i}: {a} vs {b}"
         );
     }
+    let mut out = vec![[N::Scalar::ZERO; O]; BATCH];
+    forward_batch(&net, &xs, &mut out);
+    for (x, o) in xs.iter().zip(&out) {
+        let mut one = [N::Scalar::ZERO; O];
+        net.forward_slice(x, &mut one);
+        for (a, b) in o.iter().zip(&one) {
+            let (a, b) = (a.to_f64(), b.to_f64());
+            assert!(
+                (a - b).abs() <= tol * b.abs().max(1.0),
+                "{name}: forward_batch {a} vs {b}"
+            );
+        }
+    }
 }
 
 /// Declares a network over f64 and f32 and tests both.

@@ -286,35 +286,36 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
             }
         }
     };
-    let batched = |sp: &Split, lane_dests: &[LaneDest], dests: &[Dest], each: TokenStream, has_y: bool| {
-        let chunk_setup = if has_y {
-            quote!(#x_setup #y_setup)
-        } else {
-            x_setup.clone()
-        };
-        let bind = if has_y {
-            quote!(let (x, y) = (&xs[i], &ys[i]);)
-        } else {
-            quote!(let x = &xs[i];)
-        };
-        let pre = hoisted_body(sp);
-        let p = hoisted_paths(sp, &self_param);
-        let lane_body = LaneEmitter::new(&sp.sample, net.scalar, &p).body(lane_dests);
-        let body = Emitter::new(&sp.sample, net.scalar, &p).body(dests);
-        quote! {
-            #pre
-            let chunks = xs.len() / #lanes;
-            for chunk in 0..chunks {
-                #chunk_setup
-                #lane_body
+    let batched =
+        |sp: &Split, lane_dests: &[LaneDest], dests: &[Dest], each: TokenStream, has_y: bool| {
+            let chunk_setup = if has_y {
+                quote!(#x_setup #y_setup)
+            } else {
+                x_setup.clone()
+            };
+            let bind = if has_y {
+                quote!(let (x, y) = (&xs[i], &ys[i]);)
+            } else {
+                quote!(let x = &xs[i];)
+            };
+            let pre = hoisted_body(sp);
+            let p = hoisted_paths(sp, &self_param);
+            let lane_body = LaneEmitter::new(&sp.sample, net.scalar, &p).body(lane_dests);
+            let body = Emitter::new(&sp.sample, net.scalar, &p).body(dests);
+            quote! {
+                #pre
+                let chunks = xs.len() / #lanes;
+                for chunk in 0..chunks {
+                    #chunk_setup
+                    #lane_body
+                }
+                for i in chunks * #lanes..xs.len() {
+                    #bind
+                    #body
+                    #each
+                }
             }
-            for i in chunks * #lanes..xs.len() {
-                #bind
-                #body
-                #each
-            }
-        }
-    };
+        };
     let loss_batch_loop = batched(
         &c.loss_split,
         &[LaneDest::SumInto(quote!(total))],
@@ -333,7 +334,13 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
         }
     }
     let backward_batch_loop = {
-        let inner = batched(&c.backward_split, &lane_dests, &dests, quote!(total += #out;), true);
+        let inner = batched(
+            &c.backward_split,
+            &lane_dests,
+            &dests,
+            quote!(total += #out;),
+            true,
+        );
         quote!(let seed = scale; #inner)
     };
     let forward_batch_loop = batched(

@@ -24,6 +24,13 @@ pub const LANES_F32: usize = 16;
 /// Samples per chunk for `f64`.
 pub const LANES_F64: usize = 8;
 
+/// Output rows computed together by a matrix product over a chunk (independent accumulator
+/// chains; 8 cover the latency of an FMA at two per cycle).
+pub const ROW_BLOCK: usize = 8;
+
+/// Partial sums over the chunk's samples in a weight-gradient row.
+pub const SAMPLE_SPLIT: usize = 4;
+
 /// The number of lanes for a scalar type.
 pub fn lanes(scalar: ScalarType) -> usize {
     match scalar {
@@ -72,7 +79,11 @@ pub struct LaneEmitter<'a> {
 
 impl<'a> LaneEmitter<'a> {
     /// Plans the chunk program.
-    pub fn new(prog: &'a Program, scalar: ScalarType, paths: &'a HashMap<Symbol, TokenStream>) -> Self {
+    pub fn new(
+        prog: &'a Program,
+        scalar: ScalarType,
+        paths: &'a HashMap<Symbol, TokenStream>,
+    ) -> Self {
         let n = prog.nodes.len();
         let mut varying = vec![false; n];
         let mut uses = vec![0usize; n];
@@ -349,17 +360,50 @@ impl<'a> LaneEmitter<'a> {
             }
             (Tensor::MatVec([m, v]), Shape::Vector(r)) if !self.varying[usize::from(*m)] => {
                 // W V with samples across lanes: a broadcast weight times a vector of samples.
+                // ROW_BLOCK rows at a time, so that there are that many independent
+                // accumulator chains (an FMA's latency is several cycles) and each vector of
+                // samples is loaded once for all of them.
                 let (m, v) = (usize::from(*m), usize::from(*v));
                 let c = self.prog.shapes[v].len();
-                let (j, k) = (self.fresh("j"), self.fresh("k"));
-                let w = self.elem(m, &[Ix::Var(quote!(#j)), Ix::Var(quote!(#k))], &lane);
+                let blocks = r / ROW_BLOCK;
+                let rb = ROW_BLOCK;
+                let (jb, j, k) = (self.fresh("jb"), self.fresh("j"), self.fresh("k"));
+                let w1 = self.elem(m, &[Ix::Var(quote!(#j)), Ix::Var(quote!(#k))], &lane);
                 let x = self.elem(v, &[Ix::Var(quote!(#k))], &lane);
+                // The rows of a block are written out, one accumulator each: as a loop, LLVM
+                // vectorizes across the rows with gathers instead of across the samples.
+                let accs: Vec<Ident> = (0..rb).map(|q| format_ident!("acc{}", q)).collect();
+                let rows = (0..rb).map(|q| {
+                    let acc = &accs[q];
+                    let w = self.elem(m, &[Ix::Var(quote!((#jb * #rb + #q))), Ix::Var(quote!(#k))], &lane);
+                    quote! {
+                        let w = #w;
+                        for #s in 0..#l {
+                            #acc[#s] = ::symnet::__private::ScalarTrait::mul_add(w, xk[#s], #acc[#s]);
+                        }
+                    }
+                });
+                let stores = (0..rb).map(|q| {
+                    let acc = &accs[q];
+                    quote!(#t[#jb * #rb + #q] = #acc;)
+                });
                 quote! {
                     let mut #t = [[#zero; #l]; #r];
-                    for #j in 0..#r {
+                    for #jb in 0..#blocks {
+                        #(let mut #accs = [#zero; #l];)*
+                        for #k in 0..#c {
+                            let mut xk = [#zero; #l];
+                            for #s in 0..#l {
+                                xk[#s] = #x;
+                            }
+                            #(#rows)*
+                        }
+                        #(#stores)*
+                    }
+                    for #j in #blocks * #rb..#r {
                         let mut acc = [#zero; #l];
                         for #k in 0..#c {
-                            let w = #w;
+                            let w = #w1;
                             for #s in 0..#l {
                                 acc[#s] = ::symnet::__private::ScalarTrait::mul_add(w, #x, acc[#s]);
                             }
@@ -430,11 +474,17 @@ impl<'a> LaneEmitter<'a> {
                 // sum_s u_s v_s^T with the rows of v contiguous: a row of the gradient stays in
                 // registers while the chunk's samples are added into it.
                 let (u, v) = (usize::from(*u), usize::from(*v));
+                let split = SAMPLE_SPLIT;
+                let per = l / SAMPLE_SPLIT;
                 let (o, i) = (self.fresh("o"), self.fresh("i"));
                 let ue = self.elem(u, &[Ix::Var(quote!(#o))], &lane);
                 let (pre, row) = match &self.prog.nodes[v] {
-                    Tensor::Symbol(sym) if *sym == Symbol::from("x") => (quote!(), quote!(xs[base + #s][#i])),
-                    Tensor::Symbol(sym) if *sym == Symbol::from("y") => (quote!(), quote!(ys[base + #s][#i])),
+                    Tensor::Symbol(sym) if *sym == Symbol::from("x") => {
+                        (quote!(), quote!(xs[base + #s][#i]))
+                    }
+                    Tensor::Symbol(sym) if *sym == Symbol::from("y") => {
+                        (quote!(), quote!(ys[base + #s][#i]))
+                    }
                     _ if self.varying[v] => {
                         let vt = self.fresh("rows");
                         let (a, b) = (self.fresh("a"), self.fresh("b"));
@@ -459,9 +509,16 @@ impl<'a> LaneEmitter<'a> {
                         for #s in 0..#l { us[#s] = #ue; }
                         let g = &mut #dest[#o];
                         for #i in 0..#c {
+                            // SAMPLE_SPLIT independent partial sums over the samples.
+                            let mut part = [#zero; #split];
+                            for q in 0..#split {
+                                for #s in (q * #per..(q + 1) * #per) {
+                                    part[q] = ::symnet::__private::ScalarTrait::mul_add(us[#s], #row, part[q]);
+                                }
+                            }
                             let mut a = g[#i];
-                            for #s in 0..#l {
-                                a = ::symnet::__private::ScalarTrait::mul_add(us[#s], #row, a);
+                            for q in 0..#split {
+                                a += part[q];
                             }
                             g[#i] = a;
                         }
