@@ -45,7 +45,7 @@ pub trait Scalar:
     /// `e^x`.
     fn exp(self) -> Self;
     /// `e^x` written so that a loop over it vectorizes (no library call): for `f32` the
-    /// polynomial [`exp_f32`] (about 2 ulp, argument clamped to `[-87.3, 88.3]`), for `f64`
+    /// polynomial `exp_f32` of this module (about 2 ulp, argument clamped to `[-87.3, 88.3]`), for `f64`
     /// the same as [`Scalar::exp`]. Used where samples run across SIMD lanes.
     fn exp_fast(self) -> Self;
     /// The natural logarithm.
