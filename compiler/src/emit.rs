@@ -92,6 +92,19 @@ fn is_elementwise(node: &Tensor) -> bool {
     )
 }
 
+/// Whether node `i` is a product of a stored matrix (a symbol) with at least 4 rows and a long
+/// vector: written as one call of the runtime's `matvec` (four rows at a time).
+fn uses_matvec(prog: &Program, i: usize) -> bool {
+    match &prog.nodes[i] {
+        Tensor::MatVec([m, v]) => {
+            matches!(prog.nodes[usize::from(*m)], Tensor::Symbol(_))
+                && matches!(prog.shapes[i], Shape::Vector(r) if r >= 4)
+                && prog.shapes[usize::from(*v)].len() > INLINE_REDUCTION
+        }
+        _ => false,
+    }
+}
+
 fn is_reduction(node: &Tensor) -> bool {
     matches!(
         node,
@@ -150,7 +163,8 @@ impl<'a> Emitter<'a> {
                 };
                 let fusable = matches!(node, Tensor::MatVec(_) | Tensor::MatMul(_))
                     && !gathered[i]
-                    && !transposed;
+                    && !transposed
+                    && !uses_matvec(prog, i);
                 uses[i] > 1
                     || repeated[i]
                     || (is_reduction(node) && !fusable)
@@ -407,6 +421,15 @@ impl<'a> Emitter<'a> {
         if let (Tensor::Softmax(_) | Tensor::LogSumExp(_), Dest::Local(name)) = (node, dest) {
             let e = self.compute(i, &[]);
             return quote!(let #name = #e;);
+        }
+        if let (Tensor::MatVec([m, v]), Dest::Local(name)) = (node, dest) {
+            if uses_matvec(self.prog, i) {
+                if let (Some(mat), Some(vec)) =
+                    (self.whole(usize::from(*m)), self.whole(usize::from(*v)))
+                {
+                    return quote!(let #name = ::symnet::__private::matvec(&#mat, &#vec););
+                }
+            }
         }
         // W^T g written as a sum of rows, so that the inner loop runs over contiguous,
         // independent outputs and vectorizes (a dot product per output would not).
