@@ -79,7 +79,7 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
         .iter()
         .map(|r| ids[usize::from(*r)])
         .collect();
-    let fwd = extract(&eg, &roots);
+    let fwd = extract(&eg, &roots).map_err(|e| internal(net, "extraction", &e))?;
 
     // 2. Gradients, built on the extracted forward pass.
     let diff = differentiate(&fwd, 2, &lowered.symbols)
@@ -93,9 +93,16 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
     check_conflicts(net, &eg, "gradient saturation")?;
     let id = |i: usize| ids[i];
 
-    let forward = extract(&eg, &[id(fwd.roots[0])]);
-    let latent = extract(&eg, &[id(fwd.roots[1])]);
-    let loss = extract(&eg, &[id(fwd.roots[2])]);
+    // One extractor for all functions: its choices do not depend on the roots.
+    let extractor = crate::simplify::DagExtractor::new(&eg);
+    let program = |roots: &[Id]| {
+        extractor
+            .program(roots)
+            .map_err(|e| internal(net, "extraction", &e))
+    };
+    let forward = program(&[id(fwd.roots[0])])?;
+    let latent = program(&[id(fwd.roots[1])])?;
+    let loss = program(&[id(fwd.roots[2])])?;
     let mut broots = vec![id(fwd.roots[2])];
     let mut grad_roots = Vec::new();
     for layer in &net.layers {
@@ -110,9 +117,10 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
         let b = slot(bias_symbol(&name));
         grad_roots.push((w, b));
     }
-    let backward = extract(&eg, &broots);
+    let backward = program(&broots)?;
     for (what, p) in [
         ("forward", &forward),
+        ("latent", &latent),
         ("loss", &loss),
         ("backward", &backward),
     ] {
@@ -144,8 +152,16 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
             ..Default::default()
         });
         let ids = add_all(&mut eg, &raw.expr);
+        // The loss and the parameters' gradients, in layer order (not those of x and y).
         let mut roots: Vec<Id> = vec![Id::from(lowered_prog.roots[1])];
-        roots.extend(raw.grads.values().map(|g| Id::from(*g)));
+        for layer in &net.layers {
+            let name = layer.name.to_string();
+            for s in [weight_symbol(&name), bias_symbol(&name)] {
+                if let Some(g) = raw.grads.get(&s) {
+                    roots.push(Id::from(*g));
+                }
+            }
+        }
         let p = crate::simplify::program_of(&eg, &raw.expr, &ids, &roots);
         p.flops()
     };

@@ -236,7 +236,6 @@ impl<'a> Emitter<'a> {
     /// The element `idx` of node `i`, computed from its operands.
     fn compute(&self, i: usize, idx: &[Idx]) -> TokenStream {
         let node = &self.prog.nodes[i];
-        let shape = self.prog.shapes[i];
         // The index of an operand of an elementwise op: none for a broadcast scalar.
         let sub = |k: usize| -> TokenStream {
             let c = self.child(i, k);
@@ -326,14 +325,15 @@ impl<'a> Emitter<'a> {
                 self.reduce(n, |k| self.elem(c, &[k]))
             }
             Tensor::Softmax(_) | Tensor::LogSumExp(_) => {
-                // Only reached through `let_node`, which passes the operand as an array.
-                let c = Self::local(self.child(i, 0));
+                // Only reached through `write`; the operand is gathered, so it is stored.
+                let c = self
+                    .whole(self.child(i, 0))
+                    .expect("the operand of softmax is materialized or a symbol");
                 let f = if matches!(node, Tensor::Softmax(_)) {
                     quote!(softmax)
                 } else {
                     quote!(logsumexp)
                 };
-                let _ = shape;
                 quote!(::symnet::__private::#f(&#c))
             }
         }
@@ -378,10 +378,11 @@ impl<'a> Emitter<'a> {
         let (c, l, k) = (self.fresh("c"), self.fresh("l"), self.fresh("k"));
         let t = term(Idx::Var(quote!((#c * #lanes + #l))));
         let lane_sum = (0..lanes).map(|i| quote!(#acc[#i]));
+        let sum = self.fresh("sum");
         let tail = if chunks * lanes < n {
             let tk = term(Idx::Var(quote!(#k)));
             let start = chunks * lanes;
-            quote!(for #k in #start..#n { s += #tk; })
+            quote!(for #k in #start..#n { #sum += #tk; })
         } else {
             quote!()
         };
@@ -392,9 +393,9 @@ impl<'a> Emitter<'a> {
                     #acc[#l] += #t;
                 }
             }
-            let mut s = #(#lane_sum)+*;
+            let mut #sum = #(#lane_sum)+*;
             #tail
-            s
+            #sum
         })
     }
 
@@ -443,13 +444,14 @@ impl<'a> Emitter<'a> {
                 };
                 let (o, j) = (self.fresh("o"), self.fresh("j"));
                 let wel = self.elem(w, &[Idx::Var(quote!(#o)), Idx::Var(quote!(#j))]);
-                let g = self.elem(v, &[Idx::Var(quote!(#o))]);
+                let gv = self.elem(v, &[Idx::Var(quote!(#o))]);
+                let g = self.fresh("g");
                 return quote! {
                     let mut #name = [#zero; #cols];
                     for #o in 0..#rows {
-                        let g = #g;
+                        let #g = #gv;
                         for #j in 0..#cols {
-                            #name[#j] += #wel * g;
+                            #name[#j] += #wel * #g;
                         }
                     }
                 };
@@ -571,7 +573,9 @@ impl<'a> Emitter<'a> {
                     _ => (j, i),
                 };
                 let (ts, tl) = (Self::local(sm), Self::local(lse));
-                let z = Self::local(self.child(sm, 0));
+                let z = self
+                    .whole(self.child(sm, 0))
+                    .expect("the operand of softmax is materialized or a symbol");
                 out.extend(quote!(let (#ts, #tl) = ::symnet::__private::softmax_logsumexp(&#z);));
                 done[j] = true;
                 continue;

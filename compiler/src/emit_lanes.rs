@@ -31,6 +31,8 @@ pub const ROW_BLOCK: usize = 8;
 /// Partial sums over the chunk's samples in a weight-gradient row.
 pub const SAMPLE_SPLIT: usize = 4;
 
+const _: () = assert!(LANES_F32 % SAMPLE_SPLIT == 0 && LANES_F64 % SAMPLE_SPLIT == 0);
+
 /// The number of lanes for a scalar type.
 pub fn lanes(scalar: ScalarType) -> usize {
     match scalar {
@@ -140,7 +142,10 @@ impl<'a> LaneEmitter<'a> {
                     // Uniform values (`seed` times constants) are scalars, computed once.
                     return prog.shapes[i] == Shape::Scalar || uses[i] > 1 || gathered[i];
                 }
-                !elementwise(node) || uses[i] > 1 || gathered[i]
+                // An outer product is read in place (its operands are materialized): a
+                // weight-gradient root is summed over the chunk straight from them.
+                let in_place = elementwise(node) || matches!(node, Tensor::Outer(_));
+                !in_place || uses[i] > 1 || gathered[i]
             })
             .collect();
         LaneEmitter {
@@ -312,8 +317,36 @@ impl<'a> LaneEmitter<'a> {
                     #acc
                 })
             }
-            Tensor::Softmax(_) | Tensor::LogSumExp(_) => {
-                unreachable!("softmax and logsumexp are always materialized")
+            Tensor::Softmax(z) | Tensor::LogSumExp(z) => {
+                // A uniform softmax (its operand does not depend on the sample): the
+                // per-sample helper on the operand's array.
+                let z = usize::from(*z);
+                let arr = if self.materialized[z] {
+                    let t = Self::local(z);
+                    quote!(#t)
+                } else {
+                    match &self.prog.nodes[z] {
+                        Tensor::Symbol(sym) => self.paths[sym].clone(),
+                        _ => {
+                            let n = self.prog.shapes[z].len();
+                            let j = self.fresh("j");
+                            let e = self.elem(z, &[Ix::Var(quote!(#j))], lane);
+                            let zero = self.lit(0.0);
+                            quote!({ let mut a = [#zero; #n]; for #j in 0..#n { a[#j] = #e; } a })
+                        }
+                    }
+                };
+                let f = if matches!(node, Tensor::Softmax(_)) {
+                    quote!(softmax)
+                } else {
+                    quote!(logsumexp)
+                };
+                let e = quote!(::symnet::__private::#f(&#arr));
+                if matches!(node, Tensor::Softmax(_)) {
+                    quote!(#e #([#idx])*)
+                } else {
+                    e
+                }
             }
         }
     }
@@ -350,7 +383,15 @@ impl<'a> LaneEmitter<'a> {
         let lane = Ix::Var(quote!(#s));
         match (node, shape) {
             (Tensor::Softmax(z), _) | (Tensor::LogSumExp(z), _) => {
-                let z = Self::local(usize::from(*z));
+                // The operand is materialized (softmax gathers it), or `x` / `y` themselves.
+                let z = match &self.prog.nodes[usize::from(*z)] {
+                    Tensor::Symbol(sym) if *sym == Symbol::from("x") => quote!(xl),
+                    Tensor::Symbol(sym) if *sym == Symbol::from("y") => quote!(yl),
+                    _ => {
+                        let t = Self::local(usize::from(*z));
+                        quote!(#t)
+                    }
+                };
                 let f = if matches!(node, Tensor::Softmax(_)) {
                     quote!(softmax_lanes)
                 } else {
@@ -372,7 +413,7 @@ impl<'a> LaneEmitter<'a> {
                 let x = self.elem(v, &[Ix::Var(quote!(#k))], &lane);
                 // The rows of a block are written out, one accumulator each: as a loop, LLVM
                 // vectorizes across the rows with gathers instead of across the samples.
-                let accs: Vec<Ident> = (0..rb).map(|q| format_ident!("acc{}", q)).collect();
+                let accs: Vec<Ident> = (0..rb).map(|q| format_ident!("rowacc{}", q)).collect();
                 let rows = (0..rb).map(|q| {
                     let acc = &accs[q];
                     let w = self.elem(m, &[Ix::Var(quote!((#jb * #rb + #q))), Ix::Var(quote!(#k))], &lane);
@@ -569,8 +610,4 @@ impl<'a> LaneEmitter<'a> {
         out
     }
 
-    /// The samples per chunk.
-    pub fn lanes(&self) -> usize {
-        self.lanes
-    }
 }

@@ -19,8 +19,6 @@ pub struct Differentiated {
     pub expr: RecExpr<Tensor>,
     /// For each symbol that the loss depends on, the node holding `seed * dL/dsymbol`.
     pub grads: HashMap<Symbol, usize>,
-    /// The shape of each node of `expr`.
-    pub shapes: Vec<Shape>,
 }
 
 struct Builder<'a> {
@@ -252,6 +250,5 @@ pub fn differentiate(
     Ok(Differentiated {
         expr: RecExpr::from(b.nodes),
         grads,
-        shapes: b.shapes,
     })
 }

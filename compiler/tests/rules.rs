@@ -119,6 +119,10 @@ non_cases!(algebra_needs_a_nonzero_divisor, rules::all(), {
     "(/ (* x z) z)" =/> "x",
     // Dropping the operand that gave the term its shape would change it.
     "(+ (- x a) (- b x))" =/> "(- b a)",
+    // sum(v - s) with a broadcast scalar s is sum(v) - n s: the sum does not distribute (and
+    // `(sum a)` of a scalar has no shape; `proves` fails on any shape conflict).
+    "(sum (- x a))" =/> "(- (sum x) a)",
+    "(mv A (+ x a))" =/> "(+ (mv A x) (* a (mv A (fill 1 3))))",
 });
 
 cases!(stability, rules::stability(), {

@@ -141,6 +141,7 @@ pub fn array_mut<'a, T, const N: usize>(s: &'a mut [T], what: &str) -> &'a mut [
 /// [`softmax`] over a slice, written into `out` (same length, at least 1).
 #[inline]
 pub fn softmax_slice<T: Scalar>(z: &[T], out: &mut [T]) {
+    assert_eq!(z.len(), out.len(), "softmax_slice: lengths differ");
     let mut m = z[0];
     for &v in z.iter() {
         m = m.max(v);
@@ -270,12 +271,9 @@ pub fn logsumexp_lanes<T: Scalar, const N: usize, const L: usize>(z: &[[T; L]; N
 /// Lanes of one partial sum in [`matvec`]: one SIMD register of `f32` on the target.
 #[cfg(target_feature = "avx512f")]
 pub const MV_LANES: usize = 16;
-/// Lanes of one partial sum in [`matvec`]: one SIMD register of `f32` on the target.
-#[cfg(all(target_feature = "avx", not(target_feature = "avx512f")))]
-pub const MV_LANES: usize = 8;
-/// Lanes of one partial sum in [`matvec`]: two SSE registers of `f32` (measured: 4 lanes,
-/// one register, left the loop latency-bound at half the speed).
-#[cfg(not(target_feature = "avx"))]
+/// Lanes of one partial sum in [`matvec`]: one AVX register of `f32`, or two SSE ones
+/// (measured: with 4 lanes, one SSE register, the loop was latency-bound at half the speed).
+#[cfg(not(target_feature = "avx512f"))]
 pub const MV_LANES: usize = 8;
 
 /// `W x` for a row-major `W`, four rows at a time with two partial sums each: eight
@@ -285,6 +283,13 @@ pub const MV_LANES: usize = 8;
 pub fn matvec<T: Scalar, const N: usize, const R: usize>(w: &[[T; N]; R], x: &[T; N]) -> [T; R] {
     const L: usize = MV_LANES;
     let mut out = [T::ZERO; R];
+    if N < 2 * L {
+        // Too short for the blocked loop: a dot product per row.
+        for r in 0..R {
+            out[r] = dot(&w[r], x);
+        }
+        return out;
+    }
     let chunks = N / (2 * L);
     let tail = chunks * 2 * L;
     for b in 0..R / 4 {

@@ -22,7 +22,7 @@ pub trait Network: Sized {
     /// Every parameter zero (also the neutral gradient accumulator).
     fn zeros() -> Self;
     /// Random initialization, deterministic for a seed (Glorot uniform for sigmoid, tanh,
-    /// identity and softmax layers, He uniform for relu-like layers, zero biases).
+    /// identity, softplus and softmax layers, He uniform for relu-like layers, zero biases).
     fn init(seed: u64) -> Self;
     /// The parameters as one flat slice, layer after layer, weights row-major then biases.
     fn params(&self) -> &[Self::Scalar];
@@ -55,6 +55,18 @@ pub trait Network: Sized {
         scale: Self::Scalar,
         grad: &mut Self,
     ) -> Self::Scalar {
+        assert!(
+            Self::INPUTS > 0
+                && Self::OUTPUTS > 0
+                && xs.len() % Self::INPUTS == 0
+                && ys.len() % Self::OUTPUTS == 0
+                && xs.len() / Self::INPUTS == ys.len() / Self::OUTPUTS,
+            "backward_rows: {} input values and {} target values are not whole, matching rows of {} and {}",
+            xs.len(),
+            ys.len(),
+            Self::INPUTS,
+            Self::OUTPUTS
+        );
         let mut loss = Self::Scalar::ZERO;
         for (x, y) in xs
             .chunks_exact(Self::INPUTS)

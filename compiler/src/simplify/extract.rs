@@ -16,7 +16,8 @@ use super::{Graph, Program};
 use crate::ir::Tensor;
 
 /// The most passes over the e-graph when looking for a fixed point. Each pass propagates
-/// choices one level up; declarations the checker admits need far fewer.
+/// choices at least one level up (often more, as updates are visible within a pass);
+/// declarations the checker admits need far fewer.
 pub const EXTRACT_PASSES: usize = 200;
 
 type CostSet = Rc<BTreeMap<Id, usize>>;
@@ -92,18 +93,15 @@ impl<'a> DagExtractor<'a> {
         DagExtractor { egraph, best }
     }
 
-    /// The chosen node of `class`.
-    pub fn node(&self, class: Id) -> &Tensor {
-        &self.best[&self.egraph.find(class)].node
+    /// The chosen node of `class`, if it has one.
+    pub fn node(&self, class: Id) -> Option<&Tensor> {
+        self.best.get(&self.egraph.find(class)).map(|c| &c.node)
     }
 
-    /// The DAG cost of `class`: every e-class it needs, once.
-    pub fn cost(&self, class: Id) -> usize {
-        self.best[&self.egraph.find(class)].total
-    }
-
-    /// A program computing all `roots`, each e-class once, in dependency order.
-    pub fn program(&self, roots: &[Id]) -> Program {
+    /// A program computing all `roots`, each e-class once, in dependency order; an error if a
+    /// root has no choice or the choices form a cycle (choices made with a stale cost set can;
+    /// it has not been seen, and it is reported rather than looped on).
+    pub fn program(&self, roots: &[Id]) -> Result<Program, String> {
         let eg = self.egraph;
         let mut index: HashMap<Id, usize> = HashMap::new();
         let mut prog = Program {
@@ -112,14 +110,20 @@ impl<'a> DagExtractor<'a> {
             deps: Vec::new(),
             roots: Vec::new(),
         };
+        let mut on_path: std::collections::HashSet<Id> = std::collections::HashSet::new();
         for &root in roots {
             let mut stack: Vec<(Id, bool)> = vec![(eg.find(root), false)];
             while let Some((class, expanded)) = stack.pop() {
                 if index.contains_key(&class) {
                     continue;
                 }
-                let node = self.node(class);
+                let node = self
+                    .node(class)
+                    .ok_or_else(|| format!("e-class {class} has no extracted term"))?;
                 if !expanded {
+                    if !on_path.insert(class) {
+                        return Err(format!("the extracted choices form a cycle through e-class {class}"));
+                    }
                     stack.push((class, true));
                     for c in node.children().iter().rev() {
                         let c = eg.find(*c);
@@ -128,6 +132,7 @@ impl<'a> DagExtractor<'a> {
                         }
                     }
                 } else {
+                    on_path.remove(&class);
                     let n = node.clone().map_children(|c| Id::from(index[&eg.find(c)]));
                     index.insert(class, prog.nodes.len());
                     prog.nodes.push(n);
@@ -139,6 +144,6 @@ impl<'a> DagExtractor<'a> {
             }
             prog.roots.push(index[&eg.find(root)]);
         }
-        prog
+        Ok(prog)
     }
 }

@@ -182,6 +182,6 @@ pub fn program_of(egraph: &Graph, expr: &RecExpr<Tensor>, ids: &[Id], roots: &[I
 
 /// Extracts the cheapest program computing all `roots` together, each e-class at most once
 /// (see [`DagExtractor`]).
-pub fn extract(egraph: &Graph, roots: &[Id]) -> Program {
+pub fn extract(egraph: &Graph, roots: &[Id]) -> Result<Program, String> {
     DagExtractor::new(egraph).program(roots)
 }

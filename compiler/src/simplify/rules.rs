@@ -138,8 +138,11 @@ pub fn algebra() -> Vec<Rule> {
         rw!("div-self"; "(/ ?a ?a)" => "1" if is_nonzero("?a") if is_scalar("?a")),
         // sum is linear.
         rw!("sum-neg"; "(sum (neg ?v))" => "(neg (sum ?v))"),
-        rw!("sum-sub"; "(sum (- ?a ?b))" => "(- (sum ?a) (sum ?b))"),
-        rw!("sum-add"; "(sum (+ ?a ?b))" => "(+ (sum ?a) (sum ?b))"),
+        // (Only for vector operands: sum(v - s) for a broadcast scalar s is sum(v) - n s.)
+        rw!("sum-sub"; "(sum (- ?a ?b))" => "(- (sum ?a) (sum ?b))"
+            if is_vector("?a") if is_vector("?b")),
+        rw!("sum-add"; "(sum (+ ?a ?b))" => "(+ (sum ?a) (sum ?b))"
+            if is_vector("?a") if is_vector("?b")),
         rw!("sum-scale-right"; "(sum (* ?v ?k))" => "(* ?k (sum ?v))" if is_scalar("?k")),
     ]
 }
@@ -178,7 +181,8 @@ pub fn linear_algebra() -> Vec<Rule> {
         // A (B x) = (A B) x: associativity of the matrix product.
         rw!("mv-assoc"; "(mv ?A (mv ?B ?x))" => "(mv (mm ?A ?B) ?x)"),
         // A (u + v) = A u + A v: distributivity.
-        rw!("mv-distribute"; "(mv ?A (+ ?u ?v))" => "(+ (mv ?A ?u) (mv ?A ?v))"),
+        rw!("mv-distribute"; "(mv ?A (+ ?u ?v))" => "(+ (mv ?A ?u) (mv ?A ?v))"
+            if is_vector("?u") if is_vector("?v")),
         // (a + b) + c = a + (b + c) when b and c are parameter-only: groups the bias terms
         // of a collapsed stack into one hoistable vector. Not a blanket associativity.
         rw!("add-assoc-params"; "(+ (+ ?a ?b) ?c)" => "(+ ?a (+ ?b ?c))"
