@@ -1,14 +1,18 @@
-//! Emission: a [`Program`] becomes the statements of one generated function.
+//! Emission, one sample at a time: a [`Program`] becomes the statements of one generated
+//! function.
 //!
 //! Each node is either *materialized* (bound to a local `let`) or *inlined* into the element
-//! expression of its single consumer. Reductions (`mv`, `mm`, `sum`, `softmax`, `logsumexp`),
-//! scalars, values used more than once and operands whose elements are read more than once (both
-//! sides of `outer`, the vector of `mv`) are materialized; cheap elementwise work is inlined.
+//! expression of its consumer. Scalars, values used more than once, operands whose elements are
+//! read more than once (both sides of `outer`, the vector of `mv`) and reductions are
+//! materialized, except a matrix product read once, elementwise, which is computed inside its
+//! consumer (`W x + b` is one loop); cheap elementwise work is inlined. A product of a stored
+//! matrix with at least 4 rows and a long vector is one call of the runtime's `matvec`.
 //!
 //! A materialized tensor is written as straight-line code (an array literal of element
-//! expressions with constant indices) when its work is at most [`UNROLL_LIMIT`] operations, and
-//! as loops with constant bounds otherwise, so that compile time grows with the number of
-//! operations in the graph, not with the widths of the layers.
+//! expressions with constant indices) when it has at most [`UNROLL_ELEMENTS`] elements and its
+//! own work is at most [`UNROLL_LIMIT`] operations, and as loops with constant bounds
+//! otherwise, so that compile time grows with the number of operations in the graph, not with
+//! the widths of the layers.
 
 use std::collections::HashMap;
 
@@ -20,10 +24,12 @@ use crate::check::ScalarType;
 use crate::ir::{Shape, Tensor};
 use crate::simplify::Program;
 
-/// A materialized tensor whose computation takes at most this many scalar operations is
-/// written out as straight-line code; above it, as loops. Chosen by measuring: at 256 the
-/// expansion of a 64-128-128-10 net stays small while 2-4-1 and 4-16-3 nets are fully
-/// straight-line (see ARCHITECTURE.md).
+/// A materialized tensor whose own computation takes at most this many scalar operations (and
+/// that has at most [`UNROLL_ELEMENTS`] elements) is written out as straight-line code; above
+/// it, as loops. Chosen by measuring build time (`scripts/compile_time.sh`, see
+/// ARCHITECTURE.md): with everything unrolled, the release build of a 64-32-32-10 net takes
+/// 13.9 s and grows with the parameters; with these limits it takes 1.9 s, as with no unrolling
+/// at all, while the layers of a 2-4-1 net are straight-line code.
 pub const UNROLL_LIMIT: usize = 256;
 
 /// A reduction over at most this many terms is written inline as `a0 * b0 + a1 * b1 + ...`

@@ -609,5 +609,4 @@ impl<'a> LaneEmitter<'a> {
         }
         out
     }
-
 }

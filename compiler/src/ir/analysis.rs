@@ -1,5 +1,5 @@
-//! The e-class analysis: every class knows its shape, what it depends on, and (for scalars) its
-//! constant value.
+//! The e-class analysis: every class knows its shape, what it depends on, its value range, and
+//! (for scalars) its constant value.
 
 use std::collections::HashMap;
 
@@ -65,7 +65,7 @@ pub enum Range {
     NonNegative,
     /// `> 0` (`exp`, `softplus`, positive constants).
     Positive,
-    /// In the open interval `(0, 1)` (`sigmoid`, `softmax`).
+    /// In the open interval `(0, 1)` (`sigmoid`).
     Unit,
 }
 
@@ -92,7 +92,10 @@ pub fn range_of(
     match node {
         Tensor::Num(c) if c.into_inner() > 0.0 => Positive,
         Tensor::Num(c) if c.into_inner() == 0.0 => NonNegative,
-        Tensor::Sigmoid(_) | Tensor::Softmax(_) => Unit,
+        Tensor::Sigmoid(_) => Unit,
+        // softmax is positive; it is in (0, 1) only from two classes on (over one class it is
+        // exactly 1), and the analysis does not see the length here.
+        Tensor::Softmax(_) => Positive,
         Tensor::Exp(_) | Tensor::Softplus(_) => Positive,
         Tensor::Abs(_) | Tensor::Relu(_) | Tensor::Step(_) => NonNegative,
         Tensor::Fill([s, _]) => child(*s),

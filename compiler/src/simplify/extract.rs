@@ -122,7 +122,9 @@ impl<'a> DagExtractor<'a> {
                     .ok_or_else(|| format!("e-class {class} has no extracted term"))?;
                 if !expanded {
                     if !on_path.insert(class) {
-                        return Err(format!("the extracted choices form a cycle through e-class {class}"));
+                        return Err(format!(
+                            "the extracted choices form a cycle through e-class {class}"
+                        ));
                     }
                     stack.push((class, true));
                     for c in node.children().iter().rev() {
