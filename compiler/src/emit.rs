@@ -76,7 +76,54 @@ impl ToTokens for Idx {
     }
 }
 
-fn is_elementwise(node: &Tensor) -> bool {
+/// The expression of an elementwise operation applied to its operands' element expressions
+/// (`None` for other operations). Shared by the per-sample and the batch emitters.
+pub(crate) fn elementwise_expr(
+    node: &Tensor,
+    sub: impl Fn(usize) -> TokenStream,
+) -> Option<TokenStream> {
+    let call = |f: &str, args: &[TokenStream]| {
+        let f = Ident::new(f, Span::call_site());
+        quote!(::symnet::__private::ScalarTrait::#f(#(#args),*))
+    };
+    Some(match node {
+        Tensor::Add(_) => {
+            let (a, b) = (sub(0), sub(1));
+            quote!((#a + #b))
+        }
+        Tensor::Sub(_) => {
+            let (a, b) = (sub(0), sub(1));
+            quote!((#a - #b))
+        }
+        Tensor::Mul(_) => {
+            let (a, b) = (sub(0), sub(1));
+            quote!((#a * #b))
+        }
+        Tensor::Div(_) => {
+            let (a, b) = (sub(0), sub(1));
+            quote!((#a / #b))
+        }
+        Tensor::Neg(_) => {
+            let a = sub(0);
+            quote!((-#a))
+        }
+        Tensor::Sigmoid(_) => call("sigmoid", &[sub(0)]),
+        Tensor::Tanh(_) => call("tanh", &[sub(0)]),
+        Tensor::Relu(_) => call("relu", &[sub(0)]),
+        Tensor::Step(_) => call("step", &[sub(0)]),
+        Tensor::Softplus(_) => call("softplus", &[sub(0)]),
+        Tensor::Exp(_) => call("exp", &[sub(0)]),
+        Tensor::Ln(_) => call("ln", &[sub(0)]),
+        Tensor::Abs(_) => call("abs", &[sub(0)]),
+        Tensor::Sign(_) => call("sign", &[sub(0)]),
+        Tensor::LeakyRelu(_) => call("leaky_relu", &[sub(0), sub(1)]),
+        Tensor::LeakyStep(_) => call("leaky_step", &[sub(0), sub(1)]),
+        _ => return None,
+    })
+}
+
+/// Operations that read each operand at their own index (a broadcast scalar aside).
+pub(crate) fn is_elementwise(node: &Tensor) -> bool {
     matches!(
         node,
         Tensor::Add(_)
@@ -221,11 +268,6 @@ impl<'a> Emitter<'a> {
         self.lit(0.0)
     }
 
-    fn call(&self, f: &str, args: &[TokenStream]) -> TokenStream {
-        let f = Ident::new(f, Span::call_site());
-        quote!(::symnet::__private::ScalarTrait::#f(#(#args),*))
-    }
-
     fn child(&self, i: usize, k: usize) -> usize {
         usize::from(self.prog.nodes[i].children()[k])
     }
@@ -251,43 +293,34 @@ impl<'a> Emitter<'a> {
                 self.elem(c, idx)
             }
         };
+        if let Some(e) = elementwise_expr(node, sub) {
+            return e;
+        }
         match node {
             Tensor::Num(v) => self.lit(v.into_inner()),
             Tensor::Symbol(s) => {
                 let p = &self.paths[s];
                 quote!(#p #([#idx])*)
             }
-            Tensor::Add(_) => {
-                let (a, b) = (sub(0), sub(1));
-                quote!((#a + #b))
+            // Elementwise operations returned above.
+            Tensor::Add(_)
+            | Tensor::Sub(_)
+            | Tensor::Mul(_)
+            | Tensor::Div(_)
+            | Tensor::Neg(_)
+            | Tensor::Sigmoid(_)
+            | Tensor::Tanh(_)
+            | Tensor::Relu(_)
+            | Tensor::Step(_)
+            | Tensor::Softplus(_)
+            | Tensor::Exp(_)
+            | Tensor::Ln(_)
+            | Tensor::Abs(_)
+            | Tensor::Sign(_)
+            | Tensor::LeakyRelu(_)
+            | Tensor::LeakyStep(_) => {
+                unreachable!("elementwise_expr covers every elementwise operation")
             }
-            Tensor::Sub(_) => {
-                let (a, b) = (sub(0), sub(1));
-                quote!((#a - #b))
-            }
-            Tensor::Mul(_) => {
-                let (a, b) = (sub(0), sub(1));
-                quote!((#a * #b))
-            }
-            Tensor::Div(_) => {
-                let (a, b) = (sub(0), sub(1));
-                quote!((#a / #b))
-            }
-            Tensor::Neg(_) => {
-                let a = sub(0);
-                quote!((-#a))
-            }
-            Tensor::Sigmoid(_) => self.call("sigmoid", &[sub(0)]),
-            Tensor::Tanh(_) => self.call("tanh", &[sub(0)]),
-            Tensor::Relu(_) => self.call("relu", &[sub(0)]),
-            Tensor::Step(_) => self.call("step", &[sub(0)]),
-            Tensor::Softplus(_) => self.call("softplus", &[sub(0)]),
-            Tensor::Exp(_) => self.call("exp", &[sub(0)]),
-            Tensor::Ln(_) => self.call("ln", &[sub(0)]),
-            Tensor::Abs(_) => self.call("abs", &[sub(0)]),
-            Tensor::Sign(_) => self.call("sign", &[sub(0)]),
-            Tensor::LeakyRelu(_) => self.call("leaky_relu", &[sub(0), sub(1)]),
-            Tensor::LeakyStep(_) => self.call("leaky_step", &[sub(0), sub(1)]),
             Tensor::Fill(_) => self.elem(self.child(i, 0), &[]),
             Tensor::Transpose(_) => {
                 let c = self.child(i, 0);

@@ -16,6 +16,7 @@ use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote, ToTokens};
 
 use crate::check::ScalarType;
+use crate::emit::{elementwise_expr, is_elementwise};
 use crate::ir::{Shape, Tensor};
 use crate::simplify::Program;
 
@@ -101,28 +102,7 @@ impl<'a> LaneEmitter<'a> {
         for &r in &prog.roots {
             uses[r] += 1;
         }
-        let elementwise = |node: &Tensor| {
-            matches!(
-                node,
-                Tensor::Add(_)
-                    | Tensor::Sub(_)
-                    | Tensor::Mul(_)
-                    | Tensor::Div(_)
-                    | Tensor::Neg(_)
-                    | Tensor::Sigmoid(_)
-                    | Tensor::Tanh(_)
-                    | Tensor::Relu(_)
-                    | Tensor::Step(_)
-                    | Tensor::LeakyRelu(_)
-                    | Tensor::LeakyStep(_)
-                    | Tensor::Softplus(_)
-                    | Tensor::Exp(_)
-                    | Tensor::Ln(_)
-                    | Tensor::Abs(_)
-                    | Tensor::Sign(_)
-                    | Tensor::Fill(_)
-            )
-        };
+        let elementwise = |node: &Tensor| is_elementwise(node) || matches!(node, Tensor::Fill(_));
         // Operands read at other indices than their consumer's own.
         let mut gathered = vec![false; n];
         for node in &prog.nodes {
@@ -188,11 +168,6 @@ impl<'a> LaneEmitter<'a> {
         }
     }
 
-    fn call(&self, f: &str, args: &[TokenStream]) -> TokenStream {
-        let f = format_ident!("{}", f);
-        quote!(::symnet::__private::ScalarTrait::#f(#(#args),*))
-    }
-
     fn child(&self, i: usize, k: usize) -> usize {
         usize::from(self.prog.nodes[i].children()[k])
     }
@@ -220,6 +195,9 @@ impl<'a> LaneEmitter<'a> {
                 self.elem(c, idx, lane)
             }
         };
+        if let Some(e) = elementwise_expr(node, sub) {
+            return e;
+        }
         match node {
             Tensor::Num(v) => self.lit(v.into_inner()),
             Tensor::Symbol(s) if *s == Symbol::from("x") => quote!(xl #([#idx])* [#lane]),
@@ -228,37 +206,25 @@ impl<'a> LaneEmitter<'a> {
                 let p = &self.paths[s];
                 quote!(#p #([#idx])*)
             }
-            Tensor::Add(_) => {
-                let (a, b) = (sub(0), sub(1));
-                quote!((#a + #b))
+            // Elementwise operations returned above.
+            Tensor::Add(_)
+            | Tensor::Sub(_)
+            | Tensor::Mul(_)
+            | Tensor::Div(_)
+            | Tensor::Neg(_)
+            | Tensor::Sigmoid(_)
+            | Tensor::Tanh(_)
+            | Tensor::Relu(_)
+            | Tensor::Step(_)
+            | Tensor::Softplus(_)
+            | Tensor::Exp(_)
+            | Tensor::Ln(_)
+            | Tensor::Abs(_)
+            | Tensor::Sign(_)
+            | Tensor::LeakyRelu(_)
+            | Tensor::LeakyStep(_) => {
+                unreachable!("elementwise_expr covers every elementwise operation")
             }
-            Tensor::Sub(_) => {
-                let (a, b) = (sub(0), sub(1));
-                quote!((#a - #b))
-            }
-            Tensor::Mul(_) => {
-                let (a, b) = (sub(0), sub(1));
-                quote!((#a * #b))
-            }
-            Tensor::Div(_) => {
-                let (a, b) = (sub(0), sub(1));
-                quote!((#a / #b))
-            }
-            Tensor::Neg(_) => {
-                let a = sub(0);
-                quote!((-#a))
-            }
-            Tensor::Sigmoid(_) => self.call("sigmoid", &[sub(0)]),
-            Tensor::Tanh(_) => self.call("tanh", &[sub(0)]),
-            Tensor::Relu(_) => self.call("relu", &[sub(0)]),
-            Tensor::Step(_) => self.call("step", &[sub(0)]),
-            Tensor::Softplus(_) => self.call("softplus", &[sub(0)]),
-            Tensor::Exp(_) => self.call("exp", &[sub(0)]),
-            Tensor::Ln(_) => self.call("ln", &[sub(0)]),
-            Tensor::Abs(_) => self.call("abs", &[sub(0)]),
-            Tensor::Sign(_) => self.call("sign", &[sub(0)]),
-            Tensor::LeakyRelu(_) => self.call("leaky_relu", &[sub(0), sub(1)]),
-            Tensor::LeakyStep(_) => self.call("leaky_step", &[sub(0), sub(1)]),
             Tensor::Fill(_) => self.elem(self.child(i, 0), &[], lane),
             Tensor::Transpose(_) => {
                 let c = self.child(i, 0);
