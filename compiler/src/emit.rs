@@ -77,10 +77,12 @@ impl ToTokens for Idx {
 }
 
 /// The expression of an elementwise operation applied to its operands' element expressions
-/// (`None` for other operations). Shared by the per-sample and the batch emitters.
+/// (`None` for other operations). Shared by the per-sample and the batch emitters; `lanes`
+/// selects the forms of `sigmoid` and `exp` without a library call, which vectorize.
 pub(crate) fn elementwise_expr(
     node: &Tensor,
     sub: impl Fn(usize) -> TokenStream,
+    lanes: bool,
 ) -> Option<TokenStream> {
     let call = |f: &str, args: &[TokenStream]| {
         let f = Ident::new(f, Span::call_site());
@@ -107,11 +109,13 @@ pub(crate) fn elementwise_expr(
             let a = sub(0);
             quote!((-#a))
         }
+        Tensor::Sigmoid(_) if lanes => call("sigmoid_fast", &[sub(0)]),
         Tensor::Sigmoid(_) => call("sigmoid", &[sub(0)]),
         Tensor::Tanh(_) => call("tanh", &[sub(0)]),
         Tensor::Relu(_) => call("relu", &[sub(0)]),
         Tensor::Step(_) => call("step", &[sub(0)]),
         Tensor::Softplus(_) => call("softplus", &[sub(0)]),
+        Tensor::Exp(_) if lanes => call("exp_lanes", &[sub(0)]),
         Tensor::Exp(_) => call("exp", &[sub(0)]),
         Tensor::Ln(_) => call("ln", &[sub(0)]),
         Tensor::Abs(_) => call("abs", &[sub(0)]),
@@ -293,7 +297,7 @@ impl<'a> Emitter<'a> {
                 self.elem(c, idx)
             }
         };
-        if let Some(e) = elementwise_expr(node, sub) {
+        if let Some(e) = elementwise_expr(node, sub, false) {
             return e;
         }
         match node {

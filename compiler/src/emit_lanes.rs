@@ -195,7 +195,7 @@ impl<'a> LaneEmitter<'a> {
                 self.elem(c, idx, lane)
             }
         };
-        if let Some(e) = elementwise_expr(node, sub) {
+        if let Some(e) = elementwise_expr(node, sub, true) {
             return e;
         }
         match node {

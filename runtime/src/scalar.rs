@@ -109,6 +109,23 @@ pub trait Scalar:
             e * r
         }
     }
+    /// [`Scalar::sigmoid`] with [`Scalar::exp_fast`]: what batch code (samples across SIMD
+    /// lanes) calls, so that the loop vectorizes.
+    #[inline(always)]
+    fn sigmoid_fast(self) -> Self {
+        let e = (-self.abs()).exp_fast();
+        let r = Self::ONE / (Self::ONE + e);
+        if self >= Self::ZERO {
+            r
+        } else {
+            e * r
+        }
+    }
+    /// [`Scalar::exp`], or [`Scalar::exp_fast`] in batch code: what the IR's `exp` becomes.
+    #[inline(always)]
+    fn exp_lanes(self) -> Self {
+        self.exp_fast()
+    }
     /// `ln(1 + e^x)` as `max(x, 0) + ln(1 + e^-|x|)`: finite for every finite `x`.
     #[inline(always)]
     fn softplus(self) -> Self {
