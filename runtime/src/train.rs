@@ -280,24 +280,43 @@ fn check_shapes<M: Model>(net: &M, data: &Dataset<M::Scalar>) -> Result<(), Trai
     Ok(())
 }
 
-/// Adds `scale * dL/dtheta` of the samples `idx` into a fresh accumulator; returns it and the
-/// sum of their losses.
-fn chunk_gradient<M: Model>(
-    net: &M,
-    data: &Dataset<M::Scalar>,
-    idx: &[usize],
-    scale: M::Scalar,
-) -> (M, f64) {
-    let mut grad = net.zeroed();
-    // Gathered into contiguous rows, so that the model can treat the chunk as one batch.
-    let mut xs = Vec::with_capacity(idx.len() * data.inputs());
-    let mut ys = Vec::with_capacity(idx.len() * data.outputs());
-    for &i in idx {
-        xs.extend_from_slice(data.x(i));
-        ys.extend_from_slice(data.y(i));
+/// The buffers one chunk's gradient needs, kept across batches by the serial path so that a
+/// training step allocates nothing: the accumulator and the chunk's rows, gathered contiguously
+/// so that the model can treat the chunk as one batch.
+struct Scratch<M: Model> {
+    acc: M,
+    xs: Vec<M::Scalar>,
+    ys: Vec<M::Scalar>,
+}
+
+impl<M: Model> Scratch<M> {
+    fn new(net: &M) -> Self {
+        Scratch {
+            acc: net.zeroed(),
+            xs: Vec::new(),
+            ys: Vec::new(),
+        }
     }
-    let loss = net.accumulate_rows(&xs, &ys, scale, &mut grad).to_f64();
-    (grad, loss)
+
+    /// Sets `acc` to `scale * dL/dtheta` summed over the samples `idx`; returns the sum of
+    /// their losses.
+    fn gradient(
+        &mut self,
+        net: &M,
+        data: &Dataset<M::Scalar>,
+        idx: &[usize],
+        scale: M::Scalar,
+    ) -> f64 {
+        self.acc.param_slice_mut().fill(M::Scalar::ZERO);
+        self.xs.clear();
+        self.ys.clear();
+        for &i in idx {
+            self.xs.extend_from_slice(data.x(i));
+            self.ys.extend_from_slice(data.y(i));
+        }
+        net.accumulate_rows(&self.xs, &self.ys, scale, &mut self.acc)
+            .to_f64()
+    }
 }
 
 enum Pool {
@@ -314,6 +333,7 @@ impl Pool {
         net: &M,
         data: &Dataset<M::Scalar>,
         idx: &[usize],
+        scratch: &mut Scratch<M>,
         grad: &mut [M::Scalar],
     ) -> f64 {
         let scale = M::Scalar::from_f64(1.0 / idx.len() as f64);
@@ -324,14 +344,18 @@ impl Pool {
         };
         let chunks = chunks.clamp(1, idx.len());
         if chunks == 1 {
-            let (g, loss) = chunk_gradient(net, data, idx, scale);
-            grad.copy_from_slice(g.param_slice());
+            let loss = scratch.gradient(net, data, idx, scale);
+            grad.copy_from_slice(scratch.acc.param_slice());
             return loss;
         }
         let size = idx.len().div_ceil(chunks);
         let run = || -> Vec<(M, f64)> {
             idx.par_chunks(size)
-                .map(|c| chunk_gradient(net, data, c, scale))
+                .map(|c| {
+                    let mut part = Scratch::new(net);
+                    let loss = part.gradient(net, data, c, scale);
+                    (part.acc, loss)
+                })
                 .collect()
         };
         let parts = match self {
@@ -411,6 +435,7 @@ where
     let mut order: Vec<usize> = (0..n).collect();
     let params_len = net.param_slice().len();
     let mut grad = vec![M::Scalar::ZERO; params_len];
+    let mut scratch = Scratch::new(net);
     let mut epoch_grad = vec![0.0f64; params_len];
     let mut backup = vec![M::Scalar::ZERO; params_len];
     let mut history = History {
@@ -426,7 +451,7 @@ where
         epoch_grad.fill(0.0);
         let mut epoch_loss = 0.0;
         for idx in order.chunks(batch) {
-            let loss = pool.batch_gradient(net, data, idx, &mut grad);
+            let loss = pool.batch_gradient(net, data, idx, &mut scratch, &mut grad);
             let diverged = |what| TrainError::Diverged {
                 epoch,
                 what,
