@@ -7,8 +7,8 @@ use egg::{Id, Symbol};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::check::{Net, ScalarType};
-use crate::emit::{Dest, Emitter};
+use crate::check::Net;
+use crate::emit::{scalar_lit, scalar_type, Dest, Emitter};
 use crate::emit_lanes::{LaneDest, LaneEmitter};
 use crate::grad::differentiate;
 use crate::hoist::{split, Split};
@@ -186,10 +186,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
     let ident = &net.ident;
     let vis = &net.vis;
     let attrs = &net.attrs;
-    let ty = match net.scalar {
-        ScalarType::F32 => quote!(f32),
-        ScalarType::F64 => quote!(f64),
-    };
+    let ty = scalar_type(net.scalar);
     let n_in = net.inputs;
     let n_out = net.outputs();
     let n_params = net.params();
@@ -251,17 +248,16 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
         }
     }
     let backward_body = Emitter::new(&c.backward, net.scalar, &paths).body(&dests);
-    let one = match net.scalar {
-        ScalarType::F32 => quote!(1.0f32),
-        ScalarType::F64 => quote!(1.0f64),
-    };
+    let one = scalar_lit(net.scalar, 1.0);
 
     // Batch variants: parameter-only values computed once, then a loop over the samples.
-    let hoisted_paths = |sp: &Split, param_path: &dyn Fn(Symbol) -> TokenStream| {
+    // Paths for the per-sample part of a split: parameters read in place, hoisted values
+    // from the locals `h<k>` that `hoisted_body` binds.
+    let hoisted_paths = |sp: &Split| {
         let mut p = paths.clone();
         for (k, f) in sp.frontier.iter().enumerate() {
             let path = match f.param {
-                Some(s) => param_path(s),
+                Some(s) => paths[&s].clone(),
                 None => {
                     let h = format_ident!("h{}", k);
                     quote!(#h)
@@ -281,7 +277,6 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
             .collect();
         Emitter::new(&sp.hoisted, net.scalar, &paths).body(&dests)
     };
-    let self_param = |s: Symbol| paths[&s].clone();
     // Batch loops: hoisted values once, then chunks of LANES samples with the samples across
     // SIMD lanes (see `emit_lanes`), then the remaining samples one by one.
     let lanes = crate::emit_lanes::lanes(net.scalar);
@@ -315,7 +310,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 quote!(let x = &xs[i];)
             };
             let pre = hoisted_body(sp);
-            let p = hoisted_paths(sp, &self_param);
+            let p = hoisted_paths(sp);
             let lane_body = LaneEmitter::new(&sp.sample, net.scalar, &p).body(lane_dests);
             let body = Emitter::new(&sp.sample, net.scalar, &p).body(dests);
             quote! {
@@ -334,12 +329,12 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
         };
     let loss_batch_loop = batched(
         &c.loss_split,
-        &[LaneDest::SumInto(quote!(total))],
+        &[LaneDest::AddInto(quote!(total))],
         &[Dest::Local(out.clone())],
         quote!(total += #out;),
         true,
     );
-    let mut lane_dests = vec![LaneDest::SumInto(quote!(total))];
+    let mut lane_dests = vec![LaneDest::AddInto(quote!(total))];
     for (l, (w, b)) in net.layers.iter().zip(&c.grad_roots) {
         let name = &l.name;
         if w.is_some() {

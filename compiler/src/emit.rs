@@ -61,11 +61,57 @@ pub struct Emitter<'a> {
     counter: std::cell::Cell<usize>,
 }
 
+/// An index in an element expression: a constant, or an expression such as a loop variable.
 #[derive(Clone)]
-enum Idx {
+pub(crate) enum Idx {
     Const(usize),
     Var(TokenStream),
 }
+
+/// The tokens of the scalar type.
+pub(crate) fn scalar_type(scalar: ScalarType) -> TokenStream {
+    match scalar {
+        ScalarType::F32 => quote!(f32),
+        ScalarType::F64 => quote!(f64),
+    }
+}
+
+/// A literal of the scalar type (negative values parenthesized).
+pub(crate) fn scalar_lit(scalar: ScalarType, v: f64) -> TokenStream {
+    let l = match scalar {
+        ScalarType::F32 => Literal::f32_suffixed(v.abs() as f32),
+        ScalarType::F64 => Literal::f64_suffixed(v.abs()),
+    };
+    if v.is_sign_negative() {
+        quote!((-#l))
+    } else {
+        quote!(#l)
+    }
+}
+
+/// The pattern of every elementwise operation (each operand read at the result's own index,
+/// a broadcast scalar aside), for `matches!` and for match arms.
+macro_rules! elementwise_ops {
+    () => {
+        Tensor::Add(_)
+            | Tensor::Sub(_)
+            | Tensor::Mul(_)
+            | Tensor::Div(_)
+            | Tensor::Neg(_)
+            | Tensor::Sigmoid(_)
+            | Tensor::Tanh(_)
+            | Tensor::Relu(_)
+            | Tensor::Step(_)
+            | Tensor::Softplus(_)
+            | Tensor::Exp(_)
+            | Tensor::Ln(_)
+            | Tensor::Abs(_)
+            | Tensor::Sign(_)
+            | Tensor::LeakyRelu(_)
+            | Tensor::LeakyStep(_)
+    };
+}
+pub(crate) use elementwise_ops;
 
 impl ToTokens for Idx {
     fn to_tokens(&self, tokens: &mut TokenStream) {
@@ -128,25 +174,7 @@ pub(crate) fn elementwise_expr(
 
 /// Operations that read each operand at their own index (a broadcast scalar aside).
 pub(crate) fn is_elementwise(node: &Tensor) -> bool {
-    matches!(
-        node,
-        Tensor::Add(_)
-            | Tensor::Sub(_)
-            | Tensor::Mul(_)
-            | Tensor::Div(_)
-            | Tensor::Neg(_)
-            | Tensor::Sigmoid(_)
-            | Tensor::Tanh(_)
-            | Tensor::Relu(_)
-            | Tensor::Step(_)
-            | Tensor::LeakyRelu(_)
-            | Tensor::LeakyStep(_)
-            | Tensor::Softplus(_)
-            | Tensor::Exp(_)
-            | Tensor::Ln(_)
-            | Tensor::Abs(_)
-            | Tensor::Sign(_)
-    )
+    matches!(node, elementwise_ops!())
 }
 
 /// Whether node `i` is a product of a stored matrix (a symbol) with at least 4 rows and a long
@@ -247,25 +275,12 @@ impl<'a> Emitter<'a> {
         format_ident!("t{}", i)
     }
 
-    /// The scalar type's tokens.
-    pub fn ty(&self) -> TokenStream {
-        match self.scalar {
-            ScalarType::F32 => quote!(f32),
-            ScalarType::F64 => quote!(f64),
-        }
+    fn ty(&self) -> TokenStream {
+        scalar_type(self.scalar)
     }
 
-    /// A literal of the scalar type.
-    pub fn lit(&self, v: f64) -> TokenStream {
-        let l = match self.scalar {
-            ScalarType::F32 => Literal::f32_suffixed(v.abs() as f32),
-            ScalarType::F64 => Literal::f64_suffixed(v.abs()),
-        };
-        if v.is_sign_negative() {
-            quote!((-#l))
-        } else {
-            quote!(#l)
-        }
+    fn lit(&self, v: f64) -> TokenStream {
+        scalar_lit(self.scalar, v)
     }
 
     fn zero(&self) -> TokenStream {
@@ -307,22 +322,7 @@ impl<'a> Emitter<'a> {
                 quote!(#p #([#idx])*)
             }
             // Elementwise operations returned above.
-            Tensor::Add(_)
-            | Tensor::Sub(_)
-            | Tensor::Mul(_)
-            | Tensor::Div(_)
-            | Tensor::Neg(_)
-            | Tensor::Sigmoid(_)
-            | Tensor::Tanh(_)
-            | Tensor::Relu(_)
-            | Tensor::Step(_)
-            | Tensor::Softplus(_)
-            | Tensor::Exp(_)
-            | Tensor::Ln(_)
-            | Tensor::Abs(_)
-            | Tensor::Sign(_)
-            | Tensor::LeakyRelu(_)
-            | Tensor::LeakyStep(_) => {
+            elementwise_ops!() => {
                 unreachable!("elementwise_expr covers every elementwise operation")
             }
             Tensor::Fill(_) => self.elem(self.child(i, 0), &[]),
@@ -638,11 +638,10 @@ impl<'a> Emitter<'a> {
                     }
                 }
                 Dest::AddInto(_) => {
-                    let unroll = self.unroll(r);
                     if self.materialized[r] {
-                        out.extend(self.copy_into(r, dest, unroll));
+                        out.extend(self.copy_into(r, dest));
                     } else {
-                        out.extend(self.write(r, dest, unroll));
+                        out.extend(self.write(r, dest, self.unroll(r)));
                     }
                 }
             }
@@ -661,13 +660,12 @@ impl<'a> Emitter<'a> {
     }
 
     /// `dest += t_r` elementwise.
-    fn copy_into(&self, r: usize, dest: &Dest, unroll: bool) -> TokenStream {
+    fn copy_into(&self, r: usize, dest: &Dest) -> TokenStream {
         let Dest::AddInto(p) = dest else {
             unreachable!()
         };
         let t = Self::local(r);
         let dims = self.prog.shapes[r].dims();
-        let _ = unroll;
         match dims.len() {
             0 => quote!(#p += #t;),
             1 => {

@@ -12,11 +12,13 @@
 use std::collections::HashMap;
 
 use egg::{Language, Symbol};
-use proc_macro2::{Ident, Literal, TokenStream};
-use quote::{format_ident, quote, ToTokens};
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
 
 use crate::check::ScalarType;
-use crate::emit::{elementwise_expr, is_elementwise};
+use crate::emit::{
+    elementwise_expr, elementwise_ops, is_elementwise, scalar_lit, scalar_type, Idx,
+};
 use crate::ir::{Shape, Tensor};
 use crate::simplify::Program;
 
@@ -44,27 +46,11 @@ pub fn lanes(scalar: ScalarType) -> usize {
 
 /// Where a root of the chunk program goes.
 pub enum LaneDest {
-    /// Summed over the chunk's samples into a scalar accumulator (the loss).
-    SumInto(TokenStream),
-    /// Summed over the chunk's samples and added elementwise into a place (`grad.l.w`).
+    /// Summed over the chunk's samples and added (elementwise) into a place: the loss total,
+    /// or a gradient such as `grad.l.w`.
     AddInto(TokenStream),
     /// Stored per sample into `out[base + s]` (a forward output).
     Rows(TokenStream),
-}
-
-#[derive(Clone)]
-enum Ix {
-    Const(usize),
-    Var(TokenStream),
-}
-
-impl ToTokens for Ix {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        match self {
-            Ix::Const(c) => Literal::usize_unsuffixed(*c).to_tokens(tokens),
-            Ix::Var(v) => tokens.extend(v.clone()),
-        }
-    }
 }
 
 /// Writes the body of a chunk loop. The caller binds `xl` (`[[T; LANES]; INPUTS]`), `yl`,
@@ -150,22 +136,11 @@ impl<'a> LaneEmitter<'a> {
     }
 
     fn ty(&self) -> TokenStream {
-        match self.scalar {
-            ScalarType::F32 => quote!(f32),
-            ScalarType::F64 => quote!(f64),
-        }
+        scalar_type(self.scalar)
     }
 
     fn lit(&self, v: f64) -> TokenStream {
-        let l = match self.scalar {
-            ScalarType::F32 => Literal::f32_suffixed(v.abs() as f32),
-            ScalarType::F64 => Literal::f64_suffixed(v.abs()),
-        };
-        if v.is_sign_negative() {
-            quote!((-#l))
-        } else {
-            quote!(#l)
-        }
+        scalar_lit(self.scalar, v)
     }
 
     fn child(&self, i: usize, k: usize) -> usize {
@@ -173,7 +148,7 @@ impl<'a> LaneEmitter<'a> {
     }
 
     /// Element `idx` of node `i` in lane `lane` (ignored for uniform nodes).
-    fn elem(&self, i: usize, idx: &[Ix], lane: &Ix) -> TokenStream {
+    fn elem(&self, i: usize, idx: &[Idx], lane: &Idx) -> TokenStream {
         if self.materialized[i] {
             let t = Self::local(i);
             return if self.varying[i] {
@@ -185,7 +160,7 @@ impl<'a> LaneEmitter<'a> {
         self.compute(i, idx, lane)
     }
 
-    fn compute(&self, i: usize, idx: &[Ix], lane: &Ix) -> TokenStream {
+    fn compute(&self, i: usize, idx: &[Idx], lane: &Idx) -> TokenStream {
         let node = &self.prog.nodes[i];
         let sub = |k: usize| -> TokenStream {
             let c = self.child(i, k);
@@ -207,22 +182,7 @@ impl<'a> LaneEmitter<'a> {
                 quote!(#p #([#idx])*)
             }
             // Elementwise operations returned above.
-            Tensor::Add(_)
-            | Tensor::Sub(_)
-            | Tensor::Mul(_)
-            | Tensor::Div(_)
-            | Tensor::Neg(_)
-            | Tensor::Sigmoid(_)
-            | Tensor::Tanh(_)
-            | Tensor::Relu(_)
-            | Tensor::Step(_)
-            | Tensor::Softplus(_)
-            | Tensor::Exp(_)
-            | Tensor::Ln(_)
-            | Tensor::Abs(_)
-            | Tensor::Sign(_)
-            | Tensor::LeakyRelu(_)
-            | Tensor::LeakyStep(_) => {
+            elementwise_ops!() => {
                 unreachable!("elementwise_expr covers every elementwise operation")
             }
             Tensor::Fill(_) => self.elem(self.child(i, 0), &[], lane),
@@ -238,13 +198,13 @@ impl<'a> LaneEmitter<'a> {
             // Reductions, per lane (only reached for uniform nodes or unusual programs; the
             // common varying cases are written by `write`).
             Tensor::MatVec(_) | Tensor::MatMul(_) | Tensor::Sum(_) => {
-                let (n, term): (usize, Box<dyn Fn(Ix) -> TokenStream>) = match node {
+                let (n, term): (usize, Box<dyn Fn(Idx) -> TokenStream>) = match node {
                     Tensor::MatVec(_) => {
                         let (m, v) = (self.child(i, 0), self.child(i, 1));
                         let j = idx[0].clone();
                         (
                             self.prog.shapes[v].len(),
-                            Box::new(move |k: Ix| {
+                            Box::new(move |k: Idx| {
                                 let a = self.elem(m, &[j.clone(), k.clone()], lane);
                                 let b = self.elem(v, &[k], lane);
                                 quote!(#a * #b)
@@ -256,7 +216,7 @@ impl<'a> LaneEmitter<'a> {
                         let (r, c) = (idx[0].clone(), idx[1].clone());
                         (
                             self.prog.shapes[a].dims()[1],
-                            Box::new(move |k: Ix| {
+                            Box::new(move |k: Idx| {
                                 let x = self.elem(a, &[r.clone(), k.clone()], lane);
                                 let y = self.elem(b, &[k, c.clone()], lane);
                                 quote!(#x * #y)
@@ -267,13 +227,13 @@ impl<'a> LaneEmitter<'a> {
                         let c = self.child(i, 0);
                         (
                             self.prog.shapes[c].len(),
-                            Box::new(move |k: Ix| self.elem(c, &[k], lane)),
+                            Box::new(move |k: Idx| self.elem(c, &[k], lane)),
                         )
                     }
                 };
                 let k = self.fresh("k");
                 let acc = self.fresh("acc");
-                let t = term(Ix::Var(quote!(#k)));
+                let t = term(Idx::Var(quote!(#k)));
                 let zero = self.lit(0.0);
                 quote!({
                     let mut #acc = #zero;
@@ -296,7 +256,7 @@ impl<'a> LaneEmitter<'a> {
                         _ => {
                             let n = self.prog.shapes[z].len();
                             let j = self.fresh("j");
-                            let e = self.elem(z, &[Ix::Var(quote!(#j))], lane);
+                            let e = self.elem(z, &[Idx::Var(quote!(#j))], lane);
                             let zero = self.lit(0.0);
                             quote!({ let mut a = [#zero; #n]; for #j in 0..#n { a[#j] = #e; } a })
                         }
@@ -327,7 +287,7 @@ impl<'a> LaneEmitter<'a> {
         let l = self.lanes;
         if !self.varying[i] {
             // A uniform value: computed once per chunk, like per-sample code.
-            let no_lane = Ix::Const(0);
+            let no_lane = Idx::Const(0);
             return match shape {
                 Shape::Scalar => {
                     let e = self.compute(i, &[], &no_lane);
@@ -335,18 +295,19 @@ impl<'a> LaneEmitter<'a> {
                 }
                 Shape::Vector(n) => {
                     let j = self.fresh("j");
-                    let e = self.compute(i, &[Ix::Var(quote!(#j))], &no_lane);
+                    let e = self.compute(i, &[Idx::Var(quote!(#j))], &no_lane);
                     quote!(let mut #t = [#zero; #n]; for #j in 0..#n { #t[#j] = #e; })
                 }
                 Shape::Matrix(r, c) => {
                     let (a, b) = (self.fresh("a"), self.fresh("b"));
-                    let e = self.compute(i, &[Ix::Var(quote!(#a)), Ix::Var(quote!(#b))], &no_lane);
+                    let e =
+                        self.compute(i, &[Idx::Var(quote!(#a)), Idx::Var(quote!(#b))], &no_lane);
                     quote!(let mut #t = [[#zero; #c]; #r]; for #a in 0..#r { for #b in 0..#c { #t[#a][#b] = #e; } })
                 }
             };
         }
         let s = self.fresh("s");
-        let lane = Ix::Var(quote!(#s));
+        let lane = Idx::Var(quote!(#s));
         match (node, shape) {
             (Tensor::Softmax(z), _) | (Tensor::LogSumExp(z), _) => {
                 // The operand is materialized (softmax gathers it), or `x` / `y` themselves.
@@ -375,14 +336,14 @@ impl<'a> LaneEmitter<'a> {
                 let blocks = r / ROW_BLOCK;
                 let rb = ROW_BLOCK;
                 let (jb, j, k) = (self.fresh("jb"), self.fresh("j"), self.fresh("k"));
-                let w1 = self.elem(m, &[Ix::Var(quote!(#j)), Ix::Var(quote!(#k))], &lane);
-                let x = self.elem(v, &[Ix::Var(quote!(#k))], &lane);
+                let w1 = self.elem(m, &[Idx::Var(quote!(#j)), Idx::Var(quote!(#k))], &lane);
+                let x = self.elem(v, &[Idx::Var(quote!(#k))], &lane);
                 // The rows of a block are written out, one accumulator each: as a loop, LLVM
                 // vectorizes across the rows with gathers instead of across the samples.
                 let accs: Vec<Ident> = (0..rb).map(|q| format_ident!("rowacc{}", q)).collect();
                 let rows = (0..rb).map(|q| {
                     let acc = &accs[q];
-                    let w = self.elem(m, &[Ix::Var(quote!((#jb * #rb + #q))), Ix::Var(quote!(#k))], &lane);
+                    let w = self.elem(m, &[Idx::Var(quote!((#jb * #rb + #q))), Idx::Var(quote!(#k))], &lane);
                     quote! {
                         let w = #w;
                         for #s in 0..#l {
@@ -423,7 +384,7 @@ impl<'a> LaneEmitter<'a> {
                 let v = usize::from(*v);
                 let n = self.prog.shapes[v].len();
                 let k = self.fresh("k");
-                let e = self.elem(v, &[Ix::Var(quote!(#k))], &lane);
+                let e = self.elem(v, &[Idx::Var(quote!(#k))], &lane);
                 quote! {
                     let mut #t = [#zero; #l];
                     for #k in 0..#n {
@@ -439,12 +400,12 @@ impl<'a> LaneEmitter<'a> {
             }
             (_, Shape::Vector(n)) => {
                 let j = self.fresh("j");
-                let e = self.compute(i, &[Ix::Var(quote!(#j))], &lane);
+                let e = self.compute(i, &[Idx::Var(quote!(#j))], &lane);
                 quote!(let mut #t = [[#zero; #l]; #n]; for #j in 0..#n { for #s in 0..#l { #t[#j][#s] = #e; } })
             }
             (_, Shape::Matrix(r, c)) => {
                 let (a, b) = (self.fresh("a"), self.fresh("b"));
-                let e = self.compute(i, &[Ix::Var(quote!(#a)), Ix::Var(quote!(#b))], &lane);
+                let e = self.compute(i, &[Idx::Var(quote!(#a)), Idx::Var(quote!(#b))], &lane);
                 quote!(let mut #t = [[[#zero; #l]; #c]; #r]; for #a in 0..#r { for #b in 0..#c { for #s in 0..#l { #t[#a][#b][#s] = #e; } } })
             }
         }
@@ -455,7 +416,7 @@ impl<'a> LaneEmitter<'a> {
         let l = self.lanes;
         let zero = self.lit(0.0);
         let s = self.fresh("s");
-        let lane = Ix::Var(quote!(#s));
+        let lane = Idx::Var(quote!(#s));
         let count = self.lit(l as f64);
         match (&self.prog.nodes[r], self.prog.shapes[r]) {
             _ if !self.varying[r] => {
@@ -467,12 +428,12 @@ impl<'a> LaneEmitter<'a> {
                     }
                     Shape::Vector(n) => {
                         let j = self.fresh("j");
-                        let e = self.elem(r, &[Ix::Var(quote!(#j))], &lane);
+                        let e = self.elem(r, &[Idx::Var(quote!(#j))], &lane);
                         quote!(for #j in 0..#n { #dest[#j] += #count * #e; })
                     }
                     Shape::Matrix(rr, c) => {
                         let (a, b) = (self.fresh("a"), self.fresh("b"));
-                        let e = self.elem(r, &[Ix::Var(quote!(#a)), Ix::Var(quote!(#b))], &lane);
+                        let e = self.elem(r, &[Idx::Var(quote!(#a)), Idx::Var(quote!(#b))], &lane);
                         quote!(for #a in 0..#rr { for #b in 0..#c { #dest[#a][#b] += #count * #e; } })
                     }
                 }
@@ -484,7 +445,7 @@ impl<'a> LaneEmitter<'a> {
                 let split = SAMPLE_SPLIT;
                 let per = l / SAMPLE_SPLIT;
                 let (o, i) = (self.fresh("o"), self.fresh("i"));
-                let ue = self.elem(u, &[Ix::Var(quote!(#o))], &lane);
+                let ue = self.elem(u, &[Idx::Var(quote!(#o))], &lane);
                 let (pre, row) = match &self.prog.nodes[v] {
                     Tensor::Symbol(sym) if *sym == Symbol::from("x") => {
                         (quote!(), quote!(xs[base + #s][#i]))
@@ -495,7 +456,7 @@ impl<'a> LaneEmitter<'a> {
                     _ if self.varying[v] => {
                         let vt = self.fresh("rows");
                         let (a, b) = (self.fresh("a"), self.fresh("b"));
-                        let ve = self.elem(v, &[Ix::Var(quote!(#a))], &Ix::Var(quote!(#b)));
+                        let ve = self.elem(v, &[Idx::Var(quote!(#a))], &Idx::Var(quote!(#b)));
                         (
                             quote! {
                                 let mut #vt = [[#zero; #c]; #l];
@@ -505,7 +466,7 @@ impl<'a> LaneEmitter<'a> {
                         )
                     }
                     _ => {
-                        let ve = self.elem(v, &[Ix::Var(quote!(#i))], &lane);
+                        let ve = self.elem(v, &[Idx::Var(quote!(#i))], &lane);
                         (quote!(), ve)
                     }
                 };
@@ -538,12 +499,12 @@ impl<'a> LaneEmitter<'a> {
             }
             (_, Shape::Vector(n)) => {
                 let j = self.fresh("j");
-                let e = self.elem(r, &[Ix::Var(quote!(#j))], &lane);
+                let e = self.elem(r, &[Idx::Var(quote!(#j))], &lane);
                 quote!(for #j in 0..#n { let mut a = #dest[#j]; for #s in 0..#l { a += #e; } #dest[#j] = a; })
             }
             (_, Shape::Matrix(rr, c)) => {
                 let (a, b) = (self.fresh("a"), self.fresh("b"));
-                let e = self.elem(r, &[Ix::Var(quote!(#a)), Ix::Var(quote!(#b))], &lane);
+                let e = self.elem(r, &[Idx::Var(quote!(#a)), Idx::Var(quote!(#b))], &lane);
                 quote!(for #a in 0..#rr { for #b in 0..#c { let mut acc = #dest[#a][#b]; for #s in 0..#l { acc += #e; } #dest[#a][#b] = acc; } })
             }
         }
@@ -555,7 +516,7 @@ impl<'a> LaneEmitter<'a> {
         let s = self.fresh("s");
         let j = self.fresh("j");
         let n = self.prog.shapes[r].len();
-        let e = self.elem(r, &[Ix::Var(quote!(#j))], &Ix::Var(quote!(#s)));
+        let e = self.elem(r, &[Idx::Var(quote!(#j))], &Idx::Var(quote!(#s)));
         quote!(for #s in 0..#l { for #j in 0..#n { #out[base + #s][#j] = #e; } })
     }
 
@@ -569,7 +530,7 @@ impl<'a> LaneEmitter<'a> {
         }
         for (&r, dest) in self.prog.roots.iter().zip(dests) {
             out.extend(match dest {
-                LaneDest::SumInto(p) | LaneDest::AddInto(p) => self.add_root(r, p),
+                LaneDest::AddInto(p) => self.add_root(r, p),
                 LaneDest::Rows(p) => self.store_rows(r, p),
             });
         }
