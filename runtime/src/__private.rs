@@ -9,55 +9,23 @@ pub use core;
 /// `softmax(z)_l = e^(z_l - max z) / sum_k e^(z_k - max z)`: never overflows.
 #[inline]
 pub fn softmax<T: Scalar, const N: usize>(z: &[T; N]) -> [T; N] {
-    let mut m = z[0];
-    for &v in z.iter() {
-        m = m.max(v);
-    }
     let mut e = [T::ZERO; N];
-    let mut s = T::ZERO;
-    for (ei, &zi) in e.iter_mut().zip(z.iter()) {
-        *ei = (zi - m).exp();
-        s += *ei;
-    }
-    let inv = T::ONE / s;
-    for ei in e.iter_mut() {
-        *ei *= inv;
-    }
+    softmax_slice(z, &mut e);
     e
 }
 
 /// [`softmax`] and [`logsumexp`] of the same `z`, sharing the exponentials.
 #[inline]
 pub fn softmax_logsumexp<T: Scalar, const N: usize>(z: &[T; N]) -> ([T; N], T) {
-    let mut m = z[0];
-    for &v in z.iter() {
-        m = m.max(v);
-    }
     let mut e = [T::ZERO; N];
-    let mut s = T::ZERO;
-    for (ei, &zi) in e.iter_mut().zip(z.iter()) {
-        *ei = (zi - m).exp();
-        s += *ei;
-    }
-    let inv = T::ONE / s;
-    for ei in e.iter_mut() {
-        *ei *= inv;
-    }
+    let (m, s) = normalized_exp(z, &mut e);
     (e, m + s.ln())
 }
 
 /// `ln sum_l e^(z_l)` as `max z + ln sum_l e^(z_l - max z)`: finite for finite `z`.
 #[inline]
 pub fn logsumexp<T: Scalar, const N: usize>(z: &[T; N]) -> T {
-    let mut m = z[0];
-    for &v in z.iter() {
-        m = m.max(v);
-    }
-    let mut s = T::ZERO;
-    for &zi in z.iter() {
-        s += (zi - m).exp();
-    }
-    m + s.ln()
+    logsumexp_slice(z)
 }
 
 /// How a layer's weights are drawn by `init(seed)`.
@@ -141,7 +109,14 @@ pub fn array_mut<'a, T, const N: usize>(s: &'a mut [T], what: &str) -> &'a mut [
 /// [`softmax`] over a slice, written into `out` (same length, at least 1).
 #[inline]
 pub fn softmax_slice<T: Scalar>(z: &[T], out: &mut [T]) {
-    assert_eq!(z.len(), out.len(), "softmax_slice: lengths differ");
+    normalized_exp(z, out);
+}
+
+/// Writes `softmax(z)` into `out` and returns `(max z, sum_l e^(z_l - max z))`, from which
+/// `logsumexp(z) = max z + ln sum` follows.
+#[inline]
+fn normalized_exp<T: Scalar>(z: &[T], out: &mut [T]) -> (T, T) {
+    assert_eq!(z.len(), out.len(), "softmax: lengths differ");
     let mut m = z[0];
     for &v in z.iter() {
         m = m.max(v);
@@ -155,6 +130,7 @@ pub fn softmax_slice<T: Scalar>(z: &[T], out: &mut [T]) {
     for ei in out.iter_mut() {
         *ei *= inv;
     }
+    (m, s)
 }
 
 /// [`logsumexp`] over a slice (at least 1 long).
