@@ -168,6 +168,33 @@ fn cross_entropies_are_finite_for_logits_of_1e4() {
             let p = c.forward(&x);
             assert!(p.iter().all(|v| v.is_finite()) && (p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         }
+
+        // The batch code (samples across SIMD lanes, its own exp and sigmoid) as well: 20
+        // samples fill one chunk of 16 and leave 4 for the per-sample path.
+        let xs = [x; 20];
+        let wrong = [if scale > 0.0 {
+            [0.0f32, 1.0]
+        } else {
+            [1.0, 0.0]
+        }; 20];
+        let mut g = Bce::zeros();
+        let l = b.backward_batch(&xs, &wrong, &mut g);
+        assert!((l - 1e4).abs() < 1.0, "BCE batch loss {l}");
+        assert!(
+            g.params().iter().all(|v| v.is_finite()),
+            "BCE batch gradient"
+        );
+        let ys = [[0.0f32, 1.0, 0.0]; 20];
+        let mut g = Ce::zeros();
+        let l = c.backward_batch(&xs, &ys, &mut g);
+        assert!(l.is_finite() && l >= 0.0, "CE batch loss {l}");
+        assert!(
+            g.params().iter().all(|v| v.is_finite()),
+            "CE batch gradient"
+        );
+        let mut out = [[0.0f32; 3]; 20];
+        c.forward_batch(&xs, &mut out);
+        assert!(out.iter().flatten().all(|v| v.is_finite()));
     }
 }
 
