@@ -15,7 +15,7 @@ mod common;
 use std::time::Instant;
 
 use common::{Checks, Result, Series};
-use symnet::{network, train, Adam, Dataset, Network, Standardizer, Target, TrainConfig};
+use symnet::{network, train, Adam, Dataset, Network, Target, TrainConfig};
 
 network! {
     /// Mean absolute error.
@@ -92,24 +92,8 @@ fn predictions<N: Network<Scalar = f64>>(
 
 fn main() -> Result<()> {
     let data = common::load::<f64>("diabetes.csv", Target::Regression)?;
-    let (train_raw, test_raw) = data.split(0.2, 42)?;
-    let scaler = Standardizer::fit(&train_raw);
-    // Standardize the target with the training statistics as well.
-    let n = train_raw.len() as f64;
-    let mean_y = train_raw.ys().iter().sum::<f64>() / n;
-    let sd_y = (train_raw
-        .ys()
-        .iter()
-        .map(|y| (y - mean_y).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt();
-    let standardize = |d: &Dataset<f64>| -> Result<Dataset<f64>> {
-        let d = scaler.transform(d);
-        let y = d.ys().iter().map(|y| (y - mean_y) / sd_y).collect();
-        Ok(Dataset::new(d.xs().to_vec(), y, 10, 1)?)
-    };
-    let (train_set, test_set) = (standardize(&train_raw)?, standardize(&test_raw)?);
+    // Features and target standardized with the training split's statistics.
+    let (train_set, test_set, mean_y, sd_y) = common::standardized_regression(&data, 0.2, 42)?;
     println!(
         "diabetes: {} training and {} test samples; features and target standardized on the training split (target mean {mean_y:.1}, sd {sd_y:.1})",
         train_set.len(),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use plotters::prelude::*;
-use symnet::{Dataset, Scalar, Target};
+use symnet::{Dataset, Scalar, Standardizer, Target};
 
 /// The error type of the examples' `main`.
 pub type Result<T, E = Box<dyn Error>> = std::result::Result<T, E>;
@@ -326,4 +326,36 @@ pub fn labels<T: Scalar>(data: &Dataset<T>) -> Vec<usize> {
             }
         })
         .collect()
+}
+
+/// A regression data set split, with the features *and* the target standardized by the
+/// training split's statistics: `(train, test, target mean, target sd)`. Predictions in raw
+/// units are `mean + sd * prediction`.
+pub fn standardized_regression(
+    data: &Dataset<f64>,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<(Dataset<f64>, Dataset<f64>, f64, f64)> {
+    let (train_raw, test_raw) = data.split(test_fraction, seed)?;
+    let scaler = Standardizer::fit(&train_raw);
+    let n = train_raw.len() as f64;
+    let mean_y = train_raw.ys().iter().sum::<f64>() / n;
+    let sd_y = (train_raw
+        .ys()
+        .iter()
+        .map(|y| (y - mean_y).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    let standardize = |d: &Dataset<f64>| -> Result<Dataset<f64>> {
+        let d = scaler.transform(d);
+        let y = d.ys().iter().map(|y| (y - mean_y) / sd_y).collect();
+        Ok(Dataset::new(d.xs().to_vec(), y, d.inputs(), 1)?)
+    };
+    Ok((
+        standardize(&train_raw)?,
+        standardize(&test_raw)?,
+        mean_y,
+        sd_y,
+    ))
 }
