@@ -102,11 +102,6 @@ pub struct Program {
 }
 
 impl Program {
-    /// The program as a [`RecExpr`] (for printing and tests).
-    pub fn to_rec_expr(&self) -> RecExpr<Tensor> {
-        RecExpr::from(self.nodes.clone())
-    }
-
     /// The s-expression of node `i`, shared nodes written out in full.
     pub fn term(&self, i: usize) -> String {
         fn go(p: &Program, i: usize, out: &mut String) {
