@@ -1,6 +1,7 @@
 //! The driver of the pipeline ([`compile`]) and the generation of the struct and its impls
 //! ([`generate`]) from the emitted function bodies.
 
+use crate::KRATE;
 use std::collections::HashMap;
 
 use egg::{Id, Symbol};
@@ -201,7 +202,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
             l.activation.name(),
             o * (i + 1)
         );
-        quote!(#[doc = #doc] pub #name: ::symnet::Dense<#ty, #i, #o>)
+        quote!(#[doc = #doc] pub #name: #KRATE::Dense<#ty, #i, #o>)
     });
     let inits = net.layers.iter().enumerate().map(|(k, l)| {
         let name = &l.name;
@@ -211,7 +212,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
         } else {
             quote!(Glorot)
         };
-        quote!(::symnet::__private::init_dense(&mut net.#name, seed, #k, ::symnet::__private::InitKind::#kind);)
+        quote!(#KRATE::__private::init_dense(&mut net.#name, seed, #k, #KRATE::__private::InitKind::#kind);)
     });
     let tensors = net.layers.iter().enumerate().flat_map(|(k, l)| {
         let (i, o) = (net.fan_in(k), l.width);
@@ -437,6 +438,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
         }
     }
 
+    let dense_zeros = quote!(#KRATE::Dense::zeros());
     quote! {
         #(#attrs)*
         #[doc = #struct_doc]
@@ -479,7 +481,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
 
                 /// Every weight and bias zero; also the neutral gradient accumulator.
                 pub const fn zeros() -> Self {
-                    Self { #(#names: ::symnet::Dense::zeros(),)* }
+                    Self { #(#names: #dense_zeros,)* }
                 }
 
                 /// Random weights, deterministic for `seed`: Glorot uniform for sigmoid, tanh,
@@ -583,13 +585,13 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 /// then biases.
                 #[inline]
                 pub fn params(&self) -> &[#ty] {
-                    ::symnet::__private::Flat::flat(self)
+                    #KRATE::__private::Flat::flat(self)
                 }
 
                 /// The parameters as one flat mutable slice.
                 #[inline]
                 pub fn params_mut(&mut self) -> &mut [#ty] {
-                    ::symnet::__private::Flat::flat_mut(self)
+                    #KRATE::__private::Flat::flat_mut(self)
                 }
             }
 
@@ -618,12 +620,12 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
 
             // SAFETY: the struct is #[repr(C)] and made only of `Dense<T, _, _>` fields, which
             // are #[repr(C)] arrays of T; its size is asserted above to be PARAMS values of T.
-            unsafe impl ::symnet::__private::Flat<#ty> for #ident {
+            unsafe impl #KRATE::__private::Flat<#ty> for #ident {
                 const N: usize = #n_params;
             }
 
             #[automatically_derived]
-            impl ::symnet::Network for #ident {
+            impl #KRATE::Network for #ident {
                 type Scalar = #ty;
                 const INPUTS: usize = #n_in;
                 const OUTPUTS: usize = #n_out;
@@ -644,23 +646,23 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                     &[#(#tensors),*]
                 }
                 fn forward_slice(&self, x: &[#ty], out: &mut [#ty]) {
-                    let x = ::symnet::__private::array::<#ty, #n_in>(x, "forward_slice input");
-                    let out = ::symnet::__private::array_mut::<#ty, #n_out>(out, "forward_slice output");
+                    let x = #KRATE::__private::array::<#ty, #n_in>(x, "forward_slice input");
+                    let out = #KRATE::__private::array_mut::<#ty, #n_out>(out, "forward_slice output");
                     *out = self.forward(x);
                 }
                 fn loss_slice(&self, x: &[#ty], y: &[#ty]) -> #ty {
-                    let x = ::symnet::__private::array::<#ty, #n_in>(x, "loss_slice input");
-                    let y = ::symnet::__private::array::<#ty, #n_out>(y, "loss_slice target");
+                    let x = #KRATE::__private::array::<#ty, #n_in>(x, "loss_slice input");
+                    let y = #KRATE::__private::array::<#ty, #n_out>(y, "loss_slice target");
                     self.loss(x, y)
                 }
                 fn backward_slice(&self, x: &[#ty], y: &[#ty], scale: #ty, grad: &mut Self) -> #ty {
-                    let x = ::symnet::__private::array::<#ty, #n_in>(x, "backward_slice input");
-                    let y = ::symnet::__private::array::<#ty, #n_out>(y, "backward_slice target");
+                    let x = #KRATE::__private::array::<#ty, #n_in>(x, "backward_slice input");
+                    let y = #KRATE::__private::array::<#ty, #n_out>(y, "backward_slice target");
                     self.backward_scaled(x, y, scale, grad)
                 }
                 fn backward_rows(&self, xs: &[#ty], ys: &[#ty], scale: #ty, grad: &mut Self) -> #ty {
-                    let xs = ::symnet::__private::rows::<#ty, #n_in>(xs, "backward_rows inputs");
-                    let ys = ::symnet::__private::rows::<#ty, #n_out>(ys, "backward_rows targets");
+                    let xs = #KRATE::__private::rows::<#ty, #n_in>(xs, "backward_rows inputs");
+                    let ys = #KRATE::__private::rows::<#ty, #n_out>(ys, "backward_rows targets");
                     self.backward_sum(xs, ys, scale, grad)
                 }
             }

@@ -14,6 +14,7 @@
 //! otherwise, so that compile time grows with the number of operations in the graph, not with
 //! the widths of the layers.
 
+use crate::KRATE;
 use std::collections::HashMap;
 
 use egg::{Language, Symbol};
@@ -132,7 +133,7 @@ pub(crate) fn elementwise_expr(
 ) -> Option<TokenStream> {
     let call = |f: &str, args: &[TokenStream]| {
         let f = Ident::new(f, Span::call_site());
-        quote!(::symnet::__private::ScalarTrait::#f(#(#args),*))
+        quote!(#KRATE::__private::ScalarTrait::#f(#(#args),*))
     };
     Some(match node {
         Tensor::Add(_) => {
@@ -344,7 +345,7 @@ impl<'a> Emitter<'a> {
                 if n > INLINE_REDUCTION {
                     if let (Some(mat), Some(vec)) = (self.whole(m), self.whole(v)) {
                         let j = &idx[0];
-                        return quote!(::symnet::__private::dot(&#mat[#j], &#vec));
+                        return quote!(#KRATE::__private::dot(&#mat[#j], &#vec));
                     }
                 }
                 self.reduce(n, |k| {
@@ -377,7 +378,7 @@ impl<'a> Emitter<'a> {
                 } else {
                     quote!(logsumexp)
                 };
-                quote!(::symnet::__private::#f(&#c))
+                quote!(#KRATE::__private::#f(&#c))
             }
         }
     }
@@ -471,7 +472,7 @@ impl<'a> Emitter<'a> {
                 if let (Some(mat), Some(vec)) =
                     (self.whole(usize::from(*m)), self.whole(usize::from(*v)))
                 {
-                    return quote!(let #name = ::symnet::__private::matvec(&#mat, &#vec););
+                    return quote!(let #name = #KRATE::__private::matvec(&#mat, &#vec););
                 }
             }
         }
@@ -619,7 +620,7 @@ impl<'a> Emitter<'a> {
                 let z = self
                     .whole(self.child(sm, 0))
                     .expect("the operand of softmax is materialized or a symbol");
-                out.extend(quote!(let (#ts, #tl) = ::symnet::__private::softmax_logsumexp(&#z);));
+                out.extend(quote!(let (#ts, #tl) = #KRATE::__private::softmax_logsumexp(&#z);));
                 done[j] = true;
                 continue;
             }

@@ -9,6 +9,7 @@
 //! the batch, other vectors are transposed once per chunk), so its loop vectorizes along the
 //! row. Values that do not depend on the sample (parameters, constants, `seed`) stay scalar.
 
+use crate::KRATE;
 use std::collections::HashMap;
 
 use egg::{Language, Symbol};
@@ -267,7 +268,7 @@ impl<'a> LaneEmitter<'a> {
                 } else {
                     quote!(logsumexp)
                 };
-                let e = quote!(::symnet::__private::#f(&#arr));
+                let e = quote!(#KRATE::__private::#f(&#arr));
                 if matches!(node, Tensor::Softmax(_)) {
                     quote!(#e #([#idx])*)
                 } else {
@@ -324,7 +325,7 @@ impl<'a> LaneEmitter<'a> {
                 } else {
                     quote!(logsumexp_lanes)
                 };
-                quote!(let #t = ::symnet::__private::#f(&#z);)
+                quote!(let #t = #KRATE::__private::#f(&#z);)
             }
             (Tensor::MatVec([m, v]), Shape::Vector(r)) if !self.varying[usize::from(*m)] => {
                 // W V with samples across lanes: a broadcast weight times a vector of samples.
@@ -343,11 +344,15 @@ impl<'a> LaneEmitter<'a> {
                 let accs: Vec<Ident> = (0..rb).map(|q| format_ident!("rowacc{}", q)).collect();
                 let rows = (0..rb).map(|q| {
                     let acc = &accs[q];
-                    let w = self.elem(m, &[Idx::Var(quote!((#jb * #rb + #q))), Idx::Var(quote!(#k))], &lane);
+                    let w = self.elem(
+                        m,
+                        &[Idx::Var(quote!((#jb * #rb + #q))), Idx::Var(quote!(#k))],
+                        &lane,
+                    );
                     quote! {
                         let w = #w;
                         for #s in 0..#l {
-                            #acc[#s] = ::symnet::__private::ScalarTrait::mul_add(w, xk[#s], #acc[#s]);
+                            #acc[#s] = #KRATE::__private::ScalarTrait::mul_add(w, xk[#s], #acc[#s]);
                         }
                     }
                 });
@@ -373,7 +378,7 @@ impl<'a> LaneEmitter<'a> {
                         for #k in 0..#c {
                             let w = #w1;
                             for #s in 0..#l {
-                                acc[#s] = ::symnet::__private::ScalarTrait::mul_add(w, #x, acc[#s]);
+                                acc[#s] = #KRATE::__private::ScalarTrait::mul_add(w, #x, acc[#s]);
                             }
                         }
                         #t[#j] = acc;
@@ -481,7 +486,7 @@ impl<'a> LaneEmitter<'a> {
                             let mut part = [#zero; #split];
                             for q in 0..#split {
                                 for #s in (q * #per..(q + 1) * #per) {
-                                    part[q] = ::symnet::__private::ScalarTrait::mul_add(us[#s], #row, part[q]);
+                                    part[q] = #KRATE::__private::ScalarTrait::mul_add(us[#s], #row, part[q]);
                                 }
                             }
                             let mut a = g[#i];
