@@ -35,8 +35,9 @@ pub struct Entry {
 
 /// The right-hand side of an entry.
 pub enum Value {
-    /// An integer, as in `input: 2`.
-    Int(LitInt),
+    /// A number, as in `input: 2` (a sign, a fraction or a suffix are kept for the checks to
+    /// reject).
+    Number(Number),
     /// A call-like spec, as in `dense(4) -> relu` or `gaussian_nll(sigma = 1.0)`.
     Spec {
         /// `dense(4)` or `binary_cross_entropy`.
@@ -62,15 +63,20 @@ pub struct Arg {
     pub value: Number,
 }
 
-/// A numeric literal, possibly negated.
+/// A numeric literal, possibly negated (by a `-` token, or inside the literal itself as
+/// `macro_rules!` passes a `$x:literal` of `-2`).
 #[derive(Clone)]
 pub struct Number {
-    /// The literal's value (the sign applied).
+    /// The literal's value (the sign applied; infinite when an integer overflows `f64`).
     pub value: f64,
-    /// The integer value, if the literal was an integer that fits a `u64`.
+    /// The integer value, if the literal was a non-negative integer that fits a `u64`.
     pub int: Option<u64>,
     /// Whether the literal was written as an integer.
     pub is_int: bool,
+    /// The number as written, sign included and suffix excluded (`-2`, `18446744073709551616`).
+    pub text: String,
+    /// The literal's type suffix (`u8` in `300u8`), empty if none.
+    pub suffix: String,
     /// The span of the whole number, sign included.
     pub span: Span,
 }
@@ -79,7 +85,7 @@ impl Value {
     /// The span of the whole value, for errors about it.
     pub fn span(&self) -> Span {
         match self {
-            Value::Int(l) => l.span(),
+            Value::Number(n) => n.span,
             Value::Spec { head, activation } => {
                 let s = head.span();
                 match activation {
@@ -105,15 +111,41 @@ impl Call {
     }
 }
 
+/// The body a declaration ends in, for errors about a missing or misplaced one.
+const BODY: &str = "{ input: N, <layer>: dense(WIDTH) -> <activation>, ..., loss: <loss> }";
+
+/// An error at `span` when `input` has nothing left: syn would report the end of the input at
+/// the macro call instead of at the user's last token.
+fn more(input: ParseStream, span: Span, msg: impl FnOnce() -> String) -> syn::Result<()> {
+    if input.is_empty() {
+        Err(syn::Error::new(span, msg()))
+    } else {
+        Ok(())
+    }
+}
+
 impl Parse for NetworkDef {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;
+        if let Some(last) = attrs.last() {
+            more(input, last.pound_token.span, || {
+                format!("expected a network declaration after its attributes: `pub struct Name<f32> {BODY}`")
+            })?;
+        }
         let vis: Visibility = input.parse()?;
-        let _: Token![struct] = input.parse().map_err(|e| {
+        if !matches!(vis, Visibility::Inherited) {
+            more(input, vis_span(&vis), || {
+                format!("expected `struct Name<f32> {BODY}` after the visibility")
+            })?;
+        }
+        let struct_token: Token![struct] = input.parse().map_err(|e| {
             syn::Error::new(
                 e.span(),
                 "expected `struct`: a network is declared as `pub struct Name<f32> { ... }`",
             )
+        })?;
+        more(input, struct_token.span, || {
+            format!("expected the network's name after `struct`: `struct Name<f32> {BODY}`")
         })?;
         let ident: Ident = input.parse()?;
         if !input.peek(Token![<]) {
@@ -122,9 +154,41 @@ impl Parse for NetworkDef {
                 format!("missing scalar type: write `{ident}<f32>` or `{ident}<f64>`"),
             ));
         }
-        let _: Token![<] = input.parse()?;
+        let lt: Token![<] = input.parse()?;
+        more(input, lt.span, || {
+            format!("expected the scalar type after `<`: `{ident}<f32> {BODY}`")
+        })?;
+        if input.peek(syn::Lifetime) {
+            let l: syn::Lifetime = input.parse()?;
+            return Err(syn::Error::new(
+                l.span(),
+                format!("a network takes no lifetime or generic parameters: write its scalar type, `{ident}<f32>` or `{ident}<f64>`"),
+            ));
+        }
         let scalar: syn::Type = input.parse()?;
-        let _: Token![>] = input.parse()?;
+        if !input.peek(Token![>]) {
+            let span = if input.is_empty() {
+                syn::spanned::Spanned::span(&scalar)
+            } else {
+                input.span()
+            };
+            return Err(syn::Error::new(
+                span,
+                format!("expected `>` after the scalar type: a network has one type parameter, as in `{ident}<f32> {BODY}`"),
+            ));
+        }
+        let gt: Token![>] = input.parse()?;
+        if !input.peek(token::Brace) {
+            let span = if input.is_empty() {
+                gt.span
+            } else {
+                input.span()
+            };
+            return Err(syn::Error::new(
+                span,
+                format!("expected the network's body after `{ident}<...>`: `{BODY}`"),
+            ));
+        }
         let content;
         let brace = braced!(content in input);
         let entries = content.parse_terminated(Entry::parse, Token![,])?;
@@ -144,16 +208,33 @@ impl Parse for NetworkDef {
     }
 }
 
+fn vis_span(vis: &Visibility) -> Span {
+    match vis {
+        Visibility::Public(p) => p.span,
+        Visibility::Restricted(r) => r.paren_token.span.close(),
+        Visibility::Inherited => Span::call_site(),
+    }
+}
+
 impl Parse for Entry {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let name: Ident = input.parse()?;
-        let _: Token![:] = input.parse()?;
-        let value = if input.peek(LitInt) {
-            Value::Int(input.parse()?)
+        more(input, name.span(), || {
+            format!("expected `:` and a value after `{name}`")
+        })?;
+        let colon: Token![:] = input.parse()?;
+        more(input, colon.span, || {
+            format!("expected a value after `{name}:`, such as `dense(8) -> relu`")
+        })?;
+        let value = if input.peek(LitInt) || input.peek(LitFloat) || input.peek(Token![-]) {
+            Value::Number(input.parse()?)
         } else {
             let head: Call = input.parse()?;
             let activation = if input.peek(Token![->]) {
-                let _: Token![->] = input.parse()?;
+                let arrow: Token![->] = input.parse()?;
+                more(input, arrow.spans[1], || {
+                    "expected an activation after `->`, such as `relu`".to_string()
+                })?;
                 Some(input.parse()?)
             } else {
                 None
@@ -200,26 +281,54 @@ impl Parse for Arg {
 impl Parse for Number {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let minus: Option<Token![-]> = input.parse()?;
-        let sign = if minus.is_some() { -1.0 } else { 1.0 };
-        let (value, int, is_int, span) = if input.peek(LitInt) {
+        if let Some(m) = &minus {
+            more(input, m.span, || "expected a number after `-`".to_string())?;
+        }
+        let (digits, suffix, is_int, span) = if input.peek(LitInt) {
             let l: LitInt = input.parse()?;
-            let int = l.base10_parse::<u64>().ok();
-            let v: f64 = l.base10_digits().parse().unwrap_or(f64::INFINITY);
-            (v, int, true, l.span())
+            (
+                l.base10_digits().to_owned(),
+                l.suffix().to_owned(),
+                true,
+                l.span(),
+            )
         } else if input.peek(LitFloat) {
             let l: LitFloat = input.parse()?;
-            (l.base10_parse::<f64>()?, None, false, l.span())
+            (
+                l.base10_digits().to_owned(),
+                l.suffix().to_owned(),
+                false,
+                l.span(),
+            )
         } else {
             return Err(input.error("expected a number"));
+        };
+        // `macro_rules!` hands a `$x:literal` of `-2` over as one literal token.
+        let (inner_minus, digits) = match digits.strip_prefix('-') {
+            Some(d) => (true, d.to_owned()),
+            None => (false, digits),
+        };
+        let negative = minus.is_some() != inner_minus;
+        let magnitude: f64 = digits.parse().unwrap_or(f64::INFINITY);
+        let int = if is_int && !negative {
+            digits.parse::<u64>().ok()
+        } else {
+            None
         };
         let span = match minus {
             Some(m) => m.span.join(span).unwrap_or(span),
             None => span,
         };
         Ok(Number {
-            value: sign * value,
-            int: if minus.is_some() { None } else { int },
+            value: if negative { -magnitude } else { magnitude },
+            int,
             is_int,
+            text: if negative {
+                format!("-{digits}")
+            } else {
+                digits
+            },
+            suffix,
             span,
         })
     }

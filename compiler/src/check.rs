@@ -3,7 +3,7 @@
 //! Every mistake is reported at the user's token, and all mistakes are collected and reported
 //! together (as `serde_derive` does), so that one build shows everything that is wrong.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, Ident, Visibility};
 
 use crate::ast::{Arg, Call, NetworkDef, Number, Value};
@@ -135,6 +135,9 @@ pub struct Layer {
 pub struct Net {
     /// Attributes forwarded to the struct.
     pub attrs: Vec<Attribute>,
+    /// `#[cfg(..)]` conditions (and `#[cfg_attr(.., cfg(..))]`) on the declaration, which hold
+    /// for every generated item.
+    pub cfgs: Vec<Attribute>,
     /// Whether `#[symnet(allow_collapse)]` was given (silences the collapse note).
     pub allow_collapse: bool,
     /// The struct's visibility.
@@ -209,7 +212,7 @@ impl Errors {
 pub fn check(def: NetworkDef) -> syn::Result<Net> {
     let mut errs = Errors::default();
 
-    let scalar = match &def.scalar {
+    let scalar = match unwrap_type(&def.scalar) {
         syn::Type::Path(p) if p.qself.is_none() && p.path.is_ident("f32") => Some(ScalarType::F32),
         syn::Type::Path(p) if p.qself.is_none() && p.path.is_ident("f64") => Some(ScalarType::F64),
         other => {
@@ -223,6 +226,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
 
     let mut allow_collapse = false;
     let mut attrs = Vec::new();
+    let mut cfgs = Vec::new();
     for attr in def.attrs {
         if attr.path().is_ident("symnet") {
             let r = attr.parse_nested_meta(|meta| {
@@ -236,8 +240,15 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
             if let Err(e) = r {
                 errs.push_error(e);
             }
+        } else if attr.path().is_ident("cfg") {
+            // A condition on the declaration holds for everything generated from it.
+            cfgs.push(attr);
+        } else if attr.path().is_ident("cfg_attr") {
+            split_cfg_attr(&mut errs, &attr, &mut attrs, &mut cfgs);
         } else {
-            attrs.push(attr);
+            if check_struct_attr(&mut errs, &attr.meta) {
+                attrs.push(attr);
+            }
         }
     }
 
@@ -262,8 +273,8 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
                 );
             }
             match &entry.value {
-                Value::Int(lit) => {
-                    inputs = Some(width(&mut errs, lit, "input").unwrap_or(1));
+                Value::Number(n) => {
+                    inputs = Some(width(&mut errs, n, "input").unwrap_or(1));
                 }
                 other => {
                     errs.push(other.span(), "`input` takes a width, as in `input: 4`");
@@ -298,8 +309,8 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
                     a.name.span(),
                     "a loss takes no activation; put the activation on the output layer",
                 ),
-                Value::Int(lit) => errs.push(
-                    lit.span(),
+                Value::Number(n) => errs.push(
+                    n.span,
                     format!(
                         "`loss` takes a loss function, one of: {}",
                         LOSSES.join(", ")
@@ -412,6 +423,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
     let net = match (scalar, inputs, loss) {
         (Some(scalar), Some(inputs), Some((loss, loss_span))) => Some(Net {
             attrs,
+            cfgs,
             allow_collapse,
             vis: def.vis,
             ident: def.ident,
@@ -427,41 +439,82 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
     Ok(net.expect("no errors implies every part is present"))
 }
 
-fn width(errs: &mut Errors, lit: &syn::LitInt, what: &str) -> Option<usize> {
-    if !lit.suffix().is_empty() {
-        errs.push(lit.span(), "a width is written without a type suffix");
+/// A width: a positive integer without a suffix, at most [`MAX_WIDTH`]. `what` is `"input"`
+/// or `"layer"`.
+fn width(errs: &mut Errors, n: &Number, what: &str) -> Option<usize> {
+    let example = if what == "input" {
+        "`input: 4`"
+    } else {
+        "`dense(16)`"
+    };
+    if !no_suffix(errs, n) {
         return None;
     }
-    match lit.base10_parse::<u64>() {
-        Ok(0) => {
-            errs.push(lit.span(), format!("{what} width must be at least 1"));
+    match (n.is_int, n.int) {
+        (true, Some(0)) => {
+            errs.push(n.span, format!("{what} width must be at least 1"));
             None
         }
-        Ok(n) if n as u128 <= MAX_WIDTH as u128 => Some(n as usize),
+        (true, Some(w)) if w <= MAX_WIDTH as u64 => Some(w as usize),
+        (true, _) if n.value > 0.0 => {
+            errs.push(
+                n.span,
+                format!(
+                    "{what} width {} is too large: the limit is {MAX_WIDTH}",
+                    n.text
+                ),
+            );
+            None
+        }
         _ => {
             errs.push(
-                lit.span(),
-                format!("{what} width {lit} is too large: the limit is {MAX_WIDTH}"),
+                n.span,
+                format!(
+                    "{what} width `{}` is not a positive integer: write it as in {example}",
+                    n.text
+                ),
             );
             None
         }
     }
 }
 
+/// Whether `n` has no type suffix; reports one if it has. Numbers in a declaration are read
+/// as written (a width is a `usize`, a hyperparameter an `f64`), so a suffix would be either
+/// ignored or reinterpreted past its type's range: it is refused everywhere.
+fn no_suffix(errs: &mut Errors, n: &Number) -> bool {
+    if n.suffix.is_empty() {
+        return true;
+    }
+    errs.push(
+        n.span,
+        format!(
+            "numbers in a network declaration take no type suffix: write `{}` instead of `{}{}`",
+            n.text, n.text, n.suffix
+        ),
+    );
+    false
+}
+
 fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
     let span = value.span();
     let (head, activation) = match value {
         Value::Spec { head, activation } => (head, activation),
-        Value::Int(lit) => {
+        Value::Number(n) => {
             errs.push(
-                lit.span(),
-                format!("a layer is declared as `{name}: dense({lit})`, optionally followed by `-> activation`"),
+                n.span,
+                format!(
+                    "a layer is declared as `{name}: dense({})`, optionally followed by `-> activation`",
+                    n.text
+                ),
             );
             return None;
         }
     };
     if head.name != "dense" {
-        let hint = if ACTIVATIONS.contains(&head.name.to_string().as_str()) {
+        let hint = if head.name.to_string().eq_ignore_ascii_case("dense") {
+            "; did you mean `dense`?".to_string()
+        } else if ACTIVATIONS.contains(&head.name.to_string().as_str()) {
             format!(
                 "; an activation follows the layer, as in `{name}: dense(8) -> {}`",
                 head.name
@@ -488,38 +541,19 @@ fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
         .as_ref()
         .map_or(head.name.span(), |a| a.name.span());
     let w = match &head.args {
-        Some((paren, args)) if args.len() == 1 && args[0].key.is_none() => {
-            let a = &args[0].value;
-            match (a.is_int, a.int) {
-                (true, Some(0)) => {
-                    errs.push(a.span, "layer width must be at least 1");
-                    None
-                }
-                (true, Some(n)) if n <= MAX_WIDTH as u64 => Some(n as usize),
-                (true, _) if a.value > 0.0 => {
-                    errs.push(
-                        a.span,
-                        format!(
-                            "layer width {} is too large: the limit is {MAX_WIDTH}",
-                            a.value
-                        ),
-                    );
-                    None
-                }
-                _ => {
-                    errs.push(
-                        a.span,
-                        "a layer width is a positive integer, as in `dense(16)`",
-                    );
-                    let _ = paren;
-                    None
-                }
-            }
+        Some((_, args)) if args.len() == 1 && args[0].key.is_none() => {
+            width(errs, &args[0].value, "layer")
         }
-        Some((paren, _)) => {
+        Some((paren, args)) => {
+            let form = match args.first() {
+                Some(a) if args.len() == 1 => format!("`dense({})`", a.value.text),
+                _ => "`dense(16)`".to_string(),
+            };
             errs.push(
                 paren.span.join(),
-                "`dense` takes exactly one argument, the width: `dense(16)`",
+                format!(
+                    "`dense` takes exactly one argument, the width, written without a name: {form}"
+                ),
             );
             None
         }
@@ -665,15 +699,140 @@ fn single_number(errs: &mut Errors, call: &Call, key: &str, example: &str) -> Op
             return None;
         }
     }
-    Some(args[0].value.clone())
+    no_suffix(errs, &args[0].value).then(|| args[0].value.clone())
 }
 
-/// The closest candidate within edit distance 2 (or 1/3 of the name's length, if larger).
+/// The type inside invisible groups (a `$t:ty` of `macro_rules!`) and parentheses.
+fn unwrap_type(ty: &syn::Type) -> &syn::Type {
+    match ty {
+        syn::Type::Group(g) => unwrap_type(&g.elem),
+        syn::Type::Paren(p) => unwrap_type(&p.elem),
+        other => other,
+    }
+}
+
+/// Checks an attribute forwarded to the struct: a layout set by `repr` would break the flat
+/// parameter view, and derives that cannot hold for floats would fail inside generated code.
+/// Returns whether the attribute may be forwarded.
+fn check_struct_attr(errs: &mut Errors, meta: &syn::Meta) -> bool {
+    let path = meta.path();
+    if path.is_ident("repr") {
+        errs.push_error(syn::Error::new_spanned(
+            meta,
+            "a network's layout cannot be changed: symnet makes the struct `#[repr(C)]` with the layers in order and no padding, which its flat parameter view (`params()`) and weights files rely on; remove this `repr`",
+        ));
+        return false;
+    }
+    if path.is_ident("derive") {
+        let Ok(list) = meta.require_list() else {
+            return true;
+        };
+        let Ok(paths) = list.parse_args_with(
+            syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+        ) else {
+            return true;
+        };
+        let mut ok = true;
+        for p in &paths {
+            let Some(last) = p.segments.last() else {
+                continue;
+            };
+            let name = last.ident.to_string();
+            let why = match name.as_str() {
+                "Eq" | "Ord" => {
+                    "the weights are floats, which have no total equality or order (NaN)"
+                }
+                "Hash" => "the weights are floats, which do not implement `Hash`",
+                "PartialOrd" => "layers have no meaningful order",
+                _ => continue,
+            };
+            errs.push_error(syn::Error::new_spanned(
+                p,
+                format!("`{name}` cannot be derived for a network: {why}; the derives that hold are `Clone`, `Copy`, `Debug`, `PartialEq` and `Default`"),
+            ));
+            ok = false;
+        }
+        return ok;
+    }
+    true
+}
+
+/// Splits `#[cfg_attr(pred, a, b, ...)]`: a `cfg(..)` among the attributes holds for every
+/// generated item (`cfgs`), the others are checked and forwarded to the struct (`attrs`).
+/// Nested `cfg_attr`s are flattened, their conditions joined with `all(..)`.
+fn split_cfg_attr(
+    errs: &mut Errors,
+    attr: &Attribute,
+    attrs: &mut Vec<Attribute>,
+    cfgs: &mut Vec<Attribute>,
+) {
+    let mut flat: Vec<(TokenStream, syn::Meta)> = Vec::new();
+    if let Err(e) = flatten_cfg_attr(&attr.meta, None, &mut flat) {
+        errs.push_error(e);
+        return;
+    }
+    let pound = attr.pound_token;
+    let (mut to_struct, mut to_all): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
+    for (pred, meta) in flat {
+        if meta.path().is_ident("cfg") {
+            to_all.push(quote::quote!(#pound [cfg_attr(#pred, #meta)]));
+        } else if check_struct_attr(errs, &meta) {
+            to_struct.push(quote::quote!(#pound [cfg_attr(#pred, #meta)]));
+        }
+    }
+    let parse = |ts: TokenStream| -> syn::Result<Vec<Attribute>> {
+        syn::parse::Parser::parse2(Attribute::parse_outer, ts)
+    };
+    match (
+        parse(to_struct.into_iter().collect()),
+        parse(to_all.into_iter().collect()),
+    ) {
+        (Ok(s), Ok(a)) => {
+            attrs.extend(s);
+            cfgs.extend(a);
+        }
+        (Err(e), _) | (_, Err(e)) => errs.push_error(e),
+    }
+}
+
+fn flatten_cfg_attr(
+    meta: &syn::Meta,
+    outer: Option<&TokenStream>,
+    out: &mut Vec<(TokenStream, syn::Meta)>,
+) -> syn::Result<()> {
+    let list = meta.require_list()?;
+    let args = list.parse_args_with(
+        syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+    )?;
+    let mut args = args.into_iter();
+    let Some(pred) = args.next() else {
+        return Err(syn::Error::new_spanned(
+            meta,
+            "`cfg_attr` needs a condition and attributes: `cfg_attr(feature = \"x\", derive(Debug))`",
+        ));
+    };
+    let pred = match outer {
+        Some(o) => quote::quote!(all(#o, #pred)),
+        None => quote::quote!(#pred),
+    };
+    for a in args {
+        if a.path().is_ident("cfg_attr") {
+            flatten_cfg_attr(&a, Some(&pred), out)?;
+        } else {
+            out.push((pred.clone(), a));
+        }
+    }
+    Ok(())
+}
+
+/// The closest candidate within edit distance 2 (or 1/3 of the name's length, if larger),
+/// ignoring ASCII case (`ReLU` is `relu`, `MSE` is `mse`).
 pub fn did_you_mean<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let limit = (name.len() / 3).max(2);
+    let name = name.to_ascii_lowercase();
     candidates
         .iter()
-        .map(|c| (levenshtein(name, c), *c))
+        .map(|c| (levenshtein(&name, c), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -703,5 +862,11 @@ mod tests {
         assert_eq!(did_you_mean("reul", super::ACTIVATIONS), Some("relu"));
         assert_eq!(did_you_mean("mes", super::LOSSES), Some("mse"));
         assert_eq!(did_you_mean("banana", super::ACTIVATIONS), None);
+        assert_eq!(did_you_mean("ReLU", super::ACTIVATIONS), Some("relu"));
+        assert_eq!(did_you_mean("MSE", super::LOSSES), Some("mse"));
+        assert_eq!(
+            did_you_mean("Binary_Cross_Entropy", super::LOSSES),
+            Some("binary_cross_entropy")
+        );
     }
 }

@@ -187,6 +187,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
     let ident = &net.ident;
     let vis = &net.vis;
     let attrs = &net.attrs;
+    let cfgs = &net.cfgs;
     let ty = scalar_type(net.scalar);
     let n_in = net.inputs;
     let n_out = net.outputs();
@@ -428,6 +429,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
             let span = net.layers[s].name.span();
             let marker = format_ident!("linear_layers_collapse", span = span);
             notes.extend(quote::quote_spanned! {span=>
+                #(#cfgs)*
                 const _: () = {
                     #[deprecated(note = #note)]
                     #[allow(non_camel_case_types)]
@@ -440,6 +442,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
 
     let dense_zeros = quote!(#KRATE::Dense::zeros());
     quote! {
+        #(#cfgs)*
         #(#attrs)*
         #[doc = #struct_doc]
         #[repr(C)]
@@ -447,6 +450,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
             #(#fields,)*
         }
 
+        #(#cfgs)*
         #[doc = #prepared_doc]
         #[derive(Clone, Debug)]
         #[allow(dead_code)]
@@ -456,6 +460,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
 
         #notes
 
+        #(#cfgs)*
         const _: () = {
             // The flat parameter view relies on the struct being exactly PARAMS scalars.
             ::core::assert!(

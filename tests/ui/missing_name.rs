@@ -1,0 +1,7 @@
+use symnet::network;
+
+network! {
+    pub struct
+}
+
+fn main() {}

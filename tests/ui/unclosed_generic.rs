@@ -1,0 +1,7 @@
+use symnet::network;
+
+network! {
+    pub struct Net<f32
+}
+
+fn main() {}
