@@ -15,7 +15,7 @@ fn main() {
     let start = std::time::Instant::now();
     let out = symnet_compiler::expand(tokens.clone());
     if std::env::var_os("SYMNET_REPORT").is_some() {
-        let def: symnet_compiler::ast::NetworkDef = syn::parse2(tokens).expect("parses");
+        let def = symnet_compiler::ast::parse(tokens).expect("parses");
         let net = symnet_compiler::check::check(def).expect("checks");
         let c = symnet_compiler::compile(&net).expect("compiles");
         eprintln!("forward: {:?}", c.forward_report);

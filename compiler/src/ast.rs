@@ -4,7 +4,7 @@
 //! the meaning (is this a layer, a known activation, a sensible width?) is checked in
 //! [`crate::check`], which reports every mistake at once instead of stopping at the first.
 
-use proc_macro2::Span;
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{braced, parenthesized, token, Attribute, Ident, LitFloat, LitInt, Token, Visibility};
@@ -109,6 +109,32 @@ impl Call {
             None => self.name.span(),
         }
     }
+}
+
+/// Parses a declaration. Whatever syn would report at the end of the input (the macro call, no
+/// token of the user's) is reported at the last token instead: the input is parsed as the
+/// content of a group whose delimiters carry that token's span.
+pub fn parse(input: TokenStream) -> syn::Result<NetworkDef> {
+    let last = input.clone().into_iter().last().map(|t| match t {
+        TokenTree::Group(g) => g.span_close(),
+        other => other.span(),
+    });
+    let Some(last) = last else {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            format!("expected a network declaration: `pub struct Name<f32> {BODY}`"),
+        ));
+    };
+    let mut group = Group::new(Delimiter::Parenthesis, input);
+    group.set_span(last);
+    syn::parse::Parser::parse2(
+        |outer: ParseStream| {
+            let content;
+            parenthesized!(content in outer);
+            content.parse::<NetworkDef>()
+        },
+        TokenStream::from(TokenTree::Group(group)),
+    )
 }
 
 /// The body a declaration ends in, for errors about a missing or misplaced one.

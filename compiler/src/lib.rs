@@ -49,7 +49,7 @@ pub fn try_expand(input: TokenStream) -> syn::Result<TokenStream> {
 /// [`try_expand`] with the path of the runtime crate as the user's crate names it.
 pub fn try_expand_with(input: TokenStream, krate: TokenStream) -> syn::Result<TokenStream> {
     let _guard = CrateGuard::set(krate);
-    let def: ast::NetworkDef = syn::parse2(input)?;
+    let def = ast::parse(input)?;
     let net = check::check(def)?;
     let compiled = compile(&net)?;
     Ok(codegen::generate(&net, &compiled))
