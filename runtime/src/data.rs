@@ -19,10 +19,31 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Scalar, SplitMix64};
+use crate::{Scalar, SplitMix64, MAX_WIDTH};
+
+/// The most bytes of a cell's text or a column's name that an error keeps (see [`excerpt`]).
+pub(crate) const EXCERPT_BYTES: usize = 64;
+
+/// `text` for an error message: unchanged up to `max` bytes; a longer text is cut to its first
+/// `max` bytes at most (at a character boundary), followed by `…` and its full length, as in
+/// `12345…(10485760 bytes)`, so that a huge cell does not make a huge message.
+pub(crate) fn excerpt(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} bytes)", &text[..end], text.len())
+}
 
 /// An error while building or loading a data set. File errors name the file, the 1-based data
 /// row (the header is not counted) and the column.
+///
+/// Cell texts and column names in errors are kept whole up to 64 bytes; a longer one is cut to
+/// its first 64 bytes at most (at a character boundary) followed by `…` and its full length in
+/// bytes, as in `12345…(10485760 bytes)`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {
@@ -70,16 +91,18 @@ pub enum DataError {
         /// The number of cells in the row.
         found: usize,
     },
-    /// A cell is not a finite number.
+    /// A cell is not a finite number of the data set's scalar type: not a number at all, empty,
+    /// NaN, infinite, or too large for the type (`1e39` is finite as an `f64` but overflows
+    /// `f32`; checked for features and regression targets).
     #[error("{}: row {row}, column `{column}`: `{value}` is not a finite number", path.display())]
     NotNumeric {
         /// The file.
         path: PathBuf,
         /// The 1-based data row.
         row: usize,
-        /// The column's name.
+        /// The column's name (cut after 64 bytes, see [`DataError`]).
         column: String,
-        /// The cell's text.
+        /// The cell's text (cut after 64 bytes, see [`DataError`]).
         value: String,
     },
     /// A class label is not an integer in `0..classes` (`0` or `1` for a binary target).
@@ -89,12 +112,21 @@ pub enum DataError {
         path: PathBuf,
         /// The 1-based data row.
         row: usize,
-        /// The target column's name.
+        /// The target column's name (cut after 64 bytes, see [`DataError`]).
         column: String,
-        /// The cell's text.
+        /// The cell's text (cut after 64 bytes, see [`DataError`]).
         value: String,
         /// The number of classes.
         classes: usize,
+    },
+    /// More classes than [`MAX_WIDTH`] were asked for (by
+    /// [`Target::Classes`] or [`one_hot`]); checked before anything is read or allocated.
+    #[error("{classes} classes are more than the limit of {limit} (the widest layer a network may have)")]
+    TooManyClasses {
+        /// The number of classes asked for.
+        classes: usize,
+        /// The limit, [`MAX_WIDTH`].
+        limit: usize,
     },
     /// A label given to [`one_hot`] is not below the number of classes.
     #[error("one_hot: label {label} at index {index} is not in 0..{classes}")]
@@ -119,7 +151,8 @@ pub enum DataError {
 pub enum Target {
     /// Keep the value: `y` has width 1.
     Regression,
-    /// An integer class label in `0..k`, one-hot encoded: `y` has width `k`.
+    /// An integer class label in `0..k`, one-hot encoded: `y` has width `k`, which must be in
+    /// `1..=`[`MAX_WIDTH`].
     Classes(usize),
     /// A `0` or `1` label, kept as is: `y` has width 1.
     Binary,
@@ -134,6 +167,21 @@ pub struct Dataset<T> {
     outputs: usize,
     feature_names: Vec<String>,
     target_name: String,
+}
+
+impl Target {
+    /// The width of `y`, or an error for `Classes(0)` and more classes than [`MAX_WIDTH`].
+    fn width(self) -> Result<usize, DataError> {
+        match self {
+            Target::Regression | Target::Binary => Ok(1),
+            Target::Classes(0) => Err(DataError::Shape("Target::Classes(0): no classes".into())),
+            Target::Classes(k) if k > MAX_WIDTH => Err(DataError::TooManyClasses {
+                classes: k,
+                limit: MAX_WIDTH,
+            }),
+            Target::Classes(k) => Ok(k),
+        }
+    }
 }
 
 impl<T: Scalar> Dataset<T> {
@@ -189,6 +237,10 @@ impl<T: Scalar> Dataset<T> {
     /// Loads a CSV file with a header row of names; every column but the last is a feature, the
     /// last one is the target, encoded according to `target`. Cells may be surrounded by spaces.
     ///
+    /// Every feature (and a regression target) must be a finite number of type `T`: `1e39` is an
+    /// error ([`DataError::NotNumeric`]) in an `f32` data set. `Target::Classes(k)` with `k` of
+    /// 0 or above [`MAX_WIDTH`] is an error before the file is opened.
+    ///
     /// ```no_run
     /// use symnet_runtime::data::{Dataset, Target};
     /// let iris = Dataset::<f32>::from_csv("iris.csv", Target::Classes(3))?;
@@ -197,6 +249,7 @@ impl<T: Scalar> Dataset<T> {
     /// ```
     pub fn from_csv(path: impl AsRef<Path>, target: Target) -> Result<Self, DataError> {
         let path = path.as_ref();
+        target.width()?;
         let file = std::fs::File::open(path).map_err(|source| DataError::Io {
             path: path.to_path_buf(),
             source,
@@ -210,6 +263,7 @@ impl<T: Scalar> Dataset<T> {
         path: impl AsRef<Path>,
         target: Target,
     ) -> Result<Self, DataError> {
+        let outputs = target.width()?;
         let path = path.as_ref();
         let p = || path.to_path_buf();
         let csv_err = |source: csv::Error| match source.kind() {
@@ -240,13 +294,6 @@ impl<T: Scalar> Dataset<T> {
             });
         }
         let inputs = header.len() - 1;
-        let outputs = match target {
-            Target::Regression | Target::Binary => 1,
-            Target::Classes(k) => k,
-        };
-        if outputs == 0 {
-            return Err(DataError::Shape("Target::Classes(0): no classes".into()));
-        }
         let (mut x, mut y) = (Vec::new(), Vec::new());
         let mut rows = 0;
         for (i, record) in rdr.records().enumerate() {
@@ -260,39 +307,46 @@ impl<T: Scalar> Dataset<T> {
                     found: record.len(),
                 });
             }
-            let mut values =
-                record
-                    .iter()
-                    .zip(&header)
-                    .map(|(cell, column)| match cell.parse::<f64>() {
-                        Ok(v) if v.is_finite() => Ok(v),
-                        _ => Err(DataError::NotNumeric {
-                            path: p(),
-                            row,
-                            column: column.clone(),
-                            value: cell.to_owned(),
-                        }),
-                    });
-            for _ in 0..inputs {
-                x.push(T::from_f64(values.next().unwrap()?));
+            let not_numeric = |column: usize| DataError::NotNumeric {
+                path: p(),
+                row,
+                column: excerpt(&header[column], EXCERPT_BYTES),
+                value: excerpt(&record[column], EXCERPT_BYTES),
+            };
+            // A finite f64, then (for features and regression targets) a finite T.
+            let number = |column: usize| match record[column].parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(v),
+                _ => Err(not_numeric(column)),
+            };
+            let scalar = |column: usize| {
+                let v = T::from_f64(number(column)?);
+                if v.is_finite() {
+                    Ok(v)
+                } else {
+                    Err(not_numeric(column))
+                }
+            };
+            for column in 0..inputs {
+                x.push(scalar(column)?);
             }
-            let t = values.next().unwrap()?;
             let bad_label = |classes| DataError::LabelOutOfRange {
                 path: p(),
                 row,
-                column: header[inputs].clone(),
-                value: record[inputs].to_owned(),
+                column: excerpt(&header[inputs], EXCERPT_BYTES),
+                value: excerpt(&record[inputs], EXCERPT_BYTES),
                 classes,
             };
             match target {
-                Target::Regression => y.push(T::from_f64(t)),
+                Target::Regression => y.push(scalar(inputs)?),
                 Target::Binary => {
+                    let t = number(inputs)?;
                     if t != 0.0 && t != 1.0 {
                         return Err(bad_label(2));
                     }
                     y.push(T::from_f64(t));
                 }
                 Target::Classes(k) => {
+                    let t = number(inputs)?;
                     if t.fract() != 0.0 || t < 0.0 || t >= k as f64 {
                         return Err(bad_label(k));
                     }
@@ -425,13 +479,32 @@ pub(crate) fn shuffle(v: &mut [usize], rng: &mut SplitMix64) {
 
 /// One-hot encodes class labels: a flat buffer of `labels.len()` rows of `classes` values.
 ///
+/// `classes` must be in `1..=`[`MAX_WIDTH`] (else [`DataError::Shape`] or
+/// [`DataError::TooManyClasses`], before anything is allocated), and every label below it
+/// ([`DataError::OneHot`]).
+///
 /// ```
 /// use symnet_runtime::data::one_hot;
 /// assert_eq!(one_hot::<f32>(&[2, 0], 3)?, vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
 /// # Ok::<(), symnet_runtime::data::DataError>(())
 /// ```
 pub fn one_hot<T: Scalar>(labels: &[usize], classes: usize) -> Result<Vec<T>, DataError> {
-    let mut out = vec![T::ZERO; labels.len() * classes];
+    if classes == 0 {
+        return Err(DataError::Shape("one_hot: 0 classes".into()));
+    }
+    if classes > MAX_WIDTH {
+        return Err(DataError::TooManyClasses {
+            classes,
+            limit: MAX_WIDTH,
+        });
+    }
+    let len = labels.len().checked_mul(classes).ok_or_else(|| {
+        DataError::Shape(format!(
+            "one_hot: {} labels of {classes} classes do not fit in memory",
+            labels.len()
+        ))
+    })?;
+    let mut out = vec![T::ZERO; len];
     for (index, &label) in labels.iter().enumerate() {
         if label >= classes {
             return Err(DataError::OneHot {
@@ -694,6 +767,122 @@ mod tests {
         let t = s.transform(&test);
         assert!((t.x(0)[0] as f64 - 2.0 / sd).abs() < 1e-6);
         assert_eq!(t.x(0)[1], 1.0);
+    }
+
+    fn read<T: Scalar>(text: &str, target: Target) -> Result<Dataset<T>, DataError> {
+        Dataset::from_reader(text.as_bytes(), "mem.csv", target)
+    }
+
+    #[test]
+    fn absurd_class_counts_are_errors_before_allocation() {
+        for k in [usize::MAX, 1 << 40, MAX_WIDTH + 1] {
+            let e = read::<f32>("a,c\n1,0\n", Target::Classes(k)).unwrap_err();
+            assert!(
+                matches!(e, DataError::TooManyClasses { classes, limit: MAX_WIDTH } if classes == k),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains("65536"), "{e}");
+            // Checked before the file is opened.
+            let missing = std::env::temp_dir().join("symnet-data-does-not-exist-either.csv");
+            let e = Dataset::<f32>::from_csv(&missing, Target::Classes(k)).unwrap_err();
+            assert!(matches!(e, DataError::TooManyClasses { .. }), "{e:?}");
+        }
+        assert!(matches!(
+            read::<f32>("a,c\n1,0\n", Target::Classes(0)),
+            Err(DataError::Shape(_))
+        ));
+        // The limit itself is allowed.
+        let d = read::<f32>("a,c\n1,65535\n", Target::Classes(MAX_WIDTH)).unwrap();
+        assert_eq!((d.outputs(), d.y(0)[MAX_WIDTH - 1]), (MAX_WIDTH, 1.0));
+    }
+
+    #[test]
+    fn one_hot_rejects_absurd_class_counts() {
+        assert!(matches!(
+            one_hot::<f32>(&[usize::MAX - 1], usize::MAX),
+            Err(DataError::TooManyClasses {
+                classes: usize::MAX,
+                limit: MAX_WIDTH
+            })
+        ));
+        assert!(matches!(
+            one_hot::<f64>(&[0], MAX_WIDTH + 1),
+            Err(DataError::TooManyClasses { .. })
+        ));
+        assert!(matches!(one_hot::<f64>(&[], 0), Err(DataError::Shape(_))));
+        assert!(matches!(one_hot::<f64>(&[0], 0), Err(DataError::Shape(_))));
+        assert_eq!(one_hot::<f64>(&[], 3).unwrap(), Vec::<f64>::new());
+        assert_eq!(one_hot::<f32>(&[1], MAX_WIDTH).unwrap()[1], 1.0);
+    }
+
+    #[test]
+    fn values_that_overflow_the_scalar_type_are_not_numeric() {
+        // 1e39 is a finite f64 but +inf as an f32: a feature ...
+        let e = read::<f32>("a,b,y\n1,2,3\n4,1e39,6\n", Target::Regression).unwrap_err();
+        assert!(
+            matches!(&e, DataError::NotNumeric { row: 2, column, value, .. } if column == "b" && value == "1e39"),
+            "{e:?}"
+        );
+        let e = read::<f32>("a,y\n-1e39,1\n", Target::Binary).unwrap_err();
+        assert!(matches!(e, DataError::NotNumeric { row: 1, .. }), "{e:?}");
+        // ... and a regression target.
+        let e = read::<f32>("a,y\n1,-1e39\n", Target::Regression).unwrap_err();
+        assert!(
+            matches!(&e, DataError::NotNumeric { row: 1, column, .. } if column == "y"),
+            "{e:?}"
+        );
+        // Fine in an f64 data set; tiny values underflow to zero, which is finite.
+        let d = read::<f64>("a,y\n1e39,-1e39\n", Target::Regression).unwrap();
+        assert_eq!((d.x(0)[0], d.y(0)[0]), (1e39, -1e39));
+        let d = read::<f32>("a,y\n1e-50,0\n", Target::Regression).unwrap();
+        assert_eq!(d.x(0)[0], 0.0);
+        // A class label is checked against its range instead.
+        let e = read::<f32>("a,y\n1,1e39\n", Target::Classes(3)).unwrap_err();
+        assert!(matches!(e, DataError::LabelOutOfRange { .. }), "{e:?}");
+        for bad in ["inf", "-infinity", "NaN", "1e400"] {
+            let e = read::<f64>(&format!("a,y\n{bad},1\n"), Target::Regression).unwrap_err();
+            assert!(matches!(e, DataError::NotNumeric { .. }), "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn huge_cells_and_names_are_cut_in_errors() {
+        let len = 10 << 20;
+        let cell = "1234567890".repeat(len / 10) + "x";
+        let e = read::<f32>(&format!("a,y\n{cell},1\n"), Target::Regression).unwrap_err();
+        let DataError::NotNumeric { value, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(value, &format!("{}…({} bytes)", &cell[..64], len + 1));
+        let msg = e.to_string();
+        assert!(msg.len() < 300 && msg.contains("bytes)"), "{msg}");
+
+        // A huge label, a huge column name, multi-byte characters cut at a boundary.
+        let name = "é".repeat(1 << 20);
+        let label = format!("-{}1", "0".repeat((1 << 20) - 2)); // -1, a million bytes long
+        let e = read::<f32>(&format!("a,{name}\n1,{label}\n"), Target::Classes(3)).unwrap_err();
+        let DataError::LabelOutOfRange { column, value, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(column, &format!("{}…(2097152 bytes)", "é".repeat(32)));
+        assert_eq!(value, &format!("-{}…(1048576 bytes)", "0".repeat(63)));
+        assert!(e.to_string().len() < 400);
+        let e = read::<f32>(&format!("{name}x,y\nfive,1\n"), Target::Regression).unwrap_err();
+        let DataError::NotNumeric { column, value, .. } = &e else {
+            panic!("{e:?}")
+        };
+        // 64 bytes of 2-byte characters then `x`: cut inside the name at 64 bytes.
+        assert_eq!(column, &format!("{}…(2097153 bytes)", "é".repeat(32)));
+        assert_eq!(value, "five");
+        // Exactly 64 bytes are kept whole; 65 are cut.
+        let cut = |t: &str| excerpt(t, EXCERPT_BYTES);
+        assert_eq!(cut(&"a".repeat(64)), "a".repeat(64));
+        assert_eq!(
+            cut(&"a".repeat(65)),
+            format!("{}…(65 bytes)", "a".repeat(64))
+        );
+        let s = format!("{}é", "a".repeat(63));
+        assert_eq!(cut(&s), format!("{}…(65 bytes)", "a".repeat(63)));
     }
 
     #[test]

@@ -26,7 +26,7 @@
 use core::marker::PhantomData;
 
 use crate::__private::{logsumexp_slice, softmax_slice};
-use crate::{Scalar, SplitMix64};
+use crate::{Scalar, SplitMix64, Targets, MAX_PARAMS, MAX_WIDTH};
 
 /// An elementwise (or, for softmax, row-wise) activation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -96,6 +96,16 @@ impl Loss {
             Loss::CrossEntropy => "cross_entropy",
         }
     }
+
+    /// What the loss needs of the targets: [`Targets::Distribution`] for `CrossEntropy`,
+    /// [`Targets::Probabilities`] for `BinaryCrossEntropy`, [`Targets::Real`] otherwise.
+    pub fn targets(self) -> Targets {
+        match self {
+            Loss::CrossEntropy => Targets::Distribution,
+            Loss::BinaryCrossEntropy => Targets::Probabilities,
+            Loss::Mse | Loss::Mae | Loss::GaussianNll { .. } => Targets::Real,
+        }
+    }
 }
 
 /// A network description that `network!` would reject, with the same rules.
@@ -143,6 +153,26 @@ pub enum InterpError {
     /// A `gaussian_nll` sigma that is not a positive finite number.
     #[error("`sigma` of `gaussian_nll` must be a positive number, got {0}")]
     BadSigma(f64),
+    /// The input or a layer is wider than [`MAX_WIDTH`], the limit of `network!`.
+    #[error("{} width {width} is too large: the limit is {limit}", match layer { Some(k) => format!("layer {k}"), None => "the input".to_owned() })]
+    TooWide {
+        /// The 0-based layer index, `None` for the input width.
+        layer: Option<usize>,
+        /// The width asked for.
+        width: usize,
+        /// The limit, [`MAX_WIDTH`].
+        limit: usize,
+    },
+    /// The network has more parameters than [`MAX_PARAMS`], the limit of `network!`.
+    #[error("the network is too large: {params} parameters by layer {layer}, more than the limit of {limit}")]
+    TooManyParams {
+        /// The 0-based index of the layer at which the count first exceeds the limit.
+        layer: usize,
+        /// The number of parameters of the layers up to and including `layer`.
+        params: u64,
+        /// The limit, [`MAX_PARAMS`].
+        limit: usize,
+    },
     /// A `leaky_relu` slope outside `[0, 1)`.
     #[error("the slope of `leaky_relu` must be in [0, 1), got {alpha} (layer {layer})")]
     BadSlope {
@@ -178,9 +208,20 @@ impl<T: Scalar> InterpBuilder<T> {
 
     /// Checks the description (the rules of `network!`) and builds the network with every
     /// parameter zero; call [`InterpNet::init`] for random weights.
+    ///
+    /// Widths above [`MAX_WIDTH`] and more than [`MAX_PARAMS`] parameters in all are errors
+    /// ([`InterpError::TooWide`], [`InterpError::TooManyParams`]), found with wide integers
+    /// before anything is allocated.
     pub fn build(self) -> Result<InterpNet<T>, InterpError> {
         if self.inputs == 0 {
             return Err(InterpError::ZeroInputs);
+        }
+        if self.inputs > MAX_WIDTH {
+            return Err(InterpError::TooWide {
+                layer: None,
+                width: self.inputs,
+                limit: MAX_WIDTH,
+            });
         }
         if self.layers.is_empty() {
             return Err(InterpError::NoLayers);
@@ -193,6 +234,13 @@ impl<T: Scalar> InterpBuilder<T> {
             if width == 0 {
                 return Err(InterpError::ZeroWidth { layer: k });
             }
+            if width > MAX_WIDTH {
+                return Err(InterpError::TooWide {
+                    layer: Some(k),
+                    width,
+                    limit: MAX_WIDTH,
+                });
+            }
             if activation == Activation::Softmax && k != last {
                 return Err(InterpError::SoftmaxNotOutput { layer: k });
             }
@@ -201,13 +249,23 @@ impl<T: Scalar> InterpBuilder<T> {
                     return Err(InterpError::BadSlope { layer: k, alpha });
                 }
             }
+            // Both widths are at most MAX_WIDTH and `offset` at most MAX_PARAMS, so the u128
+            // sum is exact and fits a usize once it is known to be within the limit.
+            let total = offset as u128 + width as u128 * (fan_in as u128 + 1);
+            if total > MAX_PARAMS as u128 {
+                return Err(InterpError::TooManyParams {
+                    layer: k,
+                    params: u64::try_from(total).unwrap_or(u64::MAX),
+                    limit: MAX_PARAMS,
+                });
+            }
             layers.push(Layer {
                 inputs: fan_in,
                 outputs: width,
                 activation,
                 offset,
             });
-            offset += width * (fan_in + 1);
+            offset = total as usize;
             fan_in = width;
         }
         let (out_width, out_act) = self.layers[last];
@@ -801,6 +859,73 @@ mod tests {
                 .build()),
             InterpError::BadSlope { layer: 0, .. }
         ));
+    }
+
+    #[test]
+    fn absurd_sizes_are_errors_not_overflows() {
+        let build = |inputs: usize, widths: &[usize]| {
+            let mut b = InterpNet::<f32>::builder(inputs);
+            for &w in widths {
+                b = b.dense(w, Activation::Identity);
+            }
+            b.loss(Loss::Mse).build()
+        };
+        let too_wide = |layer, width| InterpError::TooWide {
+            layer,
+            width,
+            limit: MAX_WIDTH,
+        };
+        for w in [1 << 31, usize::MAX, MAX_WIDTH + 1] {
+            assert_eq!(build(w, &[1]).unwrap_err(), too_wide(None, w));
+            assert_eq!(build(2, &[w]).unwrap_err(), too_wide(Some(0), w));
+            assert_eq!(build(2, &[3, 4, w]).unwrap_err(), too_wide(Some(2), w));
+        }
+        let e = build(1 << 31, &[1]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the input width 2147483648 is too large: the limit is 65536"
+        );
+        let e = build(2, &[usize::MAX]).unwrap_err();
+        assert!(e.to_string().starts_with("layer 0 width "), "{e}");
+
+        // Widths at the limit, too many parameters: 65536 * 65537 > 2^22, found at layer 0.
+        assert_eq!(
+            build(MAX_WIDTH, &[MAX_WIDTH, MAX_WIDTH]).unwrap_err(),
+            InterpError::TooManyParams {
+                layer: 0,
+                params: 65536 * 65537,
+                limit: MAX_PARAMS
+            }
+        );
+        // Exactly MAX_PARAMS is allowed; one more layer is not.
+        let n = build(2047, &[2048]).unwrap();
+        assert_eq!(n.num_params(), MAX_PARAMS);
+        drop(n);
+        let e = build(2047, &[2048, 1]).unwrap_err();
+        assert_eq!(
+            e,
+            InterpError::TooManyParams {
+                layer: 1,
+                params: MAX_PARAMS as u64 + 2049,
+                limit: MAX_PARAMS
+            }
+        );
+        assert!(e.to_string().contains("by layer 1"), "{e}");
+        // Many narrow layers add up too.
+        let e = build(1000, &[1000; 10]).unwrap_err();
+        assert!(
+            matches!(e, InterpError::TooManyParams { layer: 4, .. }),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn each_loss_states_its_targets() {
+        assert_eq!(Loss::CrossEntropy.targets(), Targets::Distribution);
+        assert_eq!(Loss::BinaryCrossEntropy.targets(), Targets::Probabilities);
+        for loss in [Loss::Mse, Loss::Mae, Loss::GaussianNll { sigma: 1.0 }] {
+            assert_eq!(loss.targets(), Targets::Real);
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!   one layout.
 //! - [`Network`]: the slice-based view of a generated network that trainers use.
 //! - [`Scalar`]: `f32` and `f64`, with the numerically stable functions the generated code calls.
+//! - [`Targets`]: what a network's loss needs of its targets, checked by the trainers;
+//!   [`MAX_WIDTH`] and [`MAX_PARAMS`]: the size limits of `network!`, also applied at run time.
 //!
 //! Everything in this part is `no_std`: generated code needs `core` and this crate only.
 //!
@@ -17,7 +19,8 @@
 //!   [`accuracy`].
 //! - [`interp`]: [`InterpNet`], the interpreted, `Vec`-based baseline with the same math.
 //! - [`data`]: [`Dataset`] (CSV loading, split), [`Standardizer`], [`one_hot`].
-//! - [`io`]: safetensors weights files, [`save_weights`] and [`load_weights`].
+//! - [`io`]: safetensors weights files, [`save_weights`] and [`load_weights`] (strict by
+//!   default; [`LoadOptions`] with [`load_weights_with`]).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
@@ -41,7 +44,7 @@ pub mod optim;
 pub mod train;
 
 pub use dense::Dense;
-pub use network::Network;
+pub use network::{argmax, Network, Targets, MAX_PARAMS, MAX_WIDTH};
 pub use rng::SplitMix64;
 pub use scalar::Scalar;
 
@@ -50,7 +53,7 @@ pub use data::{one_hot, DataError, Dataset, Standardizer, Target};
 #[cfg(feature = "std")]
 pub use interp::{Activation, InterpError, InterpNet, Loss};
 #[cfg(feature = "std")]
-pub use io::{load_weights, save_weights, WeightsError};
+pub use io::{load_weights, load_weights_with, save_weights, LoadOptions, WeightsError};
 #[cfg(feature = "std")]
 pub use optim::{Adam, GradientDescent, Momentum, Optimizer};
 #[cfg(feature = "std")]

@@ -2,6 +2,30 @@
 
 use crate::Scalar;
 
+/// The widest input or layer a network may have: 65,536. These are the same limits as
+/// `network!` (`symnet_compiler::check::MAX_WIDTH` and `MAX_PARAMS`); the runtime applies them
+/// to everything sized at run time (the class count of a data set or of `one_hot`, the widths of
+/// an `InterpNet`), so that an absurd size is an error before anything is allocated for it.
+pub const MAX_WIDTH: usize = 1 << 16;
+
+/// The largest number of parameters a network may have: 4,194,304 (16 MiB of `f32`). The same
+/// limit as `network!` (`symnet_compiler::check::MAX_PARAMS`); see [`MAX_WIDTH`].
+pub const MAX_PARAMS: usize = 1 << 22;
+
+/// What a network's loss needs of its targets; the trainers check every target row of a data
+/// set against it before using the data (see [`Network::TARGETS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// Any finite real numbers (`mse`, `mae`, `gaussian_nll`).
+    Real,
+    /// Each target in `[0, 1]`: what `binary_cross_entropy` needs.
+    Probabilities,
+    /// Each target row non-negative and summing to 1 within `1e-3` (absolute): a probability
+    /// distribution over the classes, what `cross_entropy` needs. One-hot rows are
+    /// distributions.
+    Distribution,
+}
+
 /// What every `network!` struct implements: fixed sizes, a flat parameter view, and slice-based
 /// forward, loss and gradient, so that optimizers and training loops are written once for all
 /// networks.
@@ -18,6 +42,11 @@ pub trait Network: Sized {
     const OUTPUTS: usize;
     /// The number of parameters: `k1 (n + 1) + k2 (k1 + 1) + ...`.
     const PARAMS: usize;
+    /// What the loss needs of the targets, checked by the trainers before they use a data set.
+    /// The default, [`Targets::Real`], accepts any finite targets; `network!` sets
+    /// [`Targets::Probabilities`] for `binary_cross_entropy` and [`Targets::Distribution`] for
+    /// `cross_entropy`.
+    const TARGETS: Targets = Targets::Real;
 
     /// Every parameter zero (also the neutral gradient accumulator).
     fn zeros() -> Self;
@@ -76,4 +105,23 @@ pub trait Network: Sized {
         }
         loss
     }
+}
+
+/// The index of the largest value: the predicted class of a softmax (or several sigmoid)
+/// outputs. The first index wins a tie, a NaN never wins (all NaN gives `0`), and an empty
+/// slice gives `0`.
+///
+/// ```
+/// use symnet_runtime::argmax;
+/// assert_eq!(argmax(&[0.1f32, 0.7, 0.2]), 1);
+/// assert_eq!(argmax(&[f64::NAN, -1.0, 3.0, 3.0]), 2);
+/// ```
+pub fn argmax<T: Scalar>(v: &[T]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] || v[best].partial_cmp(&v[best]).is_none() {
+            best = i;
+        }
+    }
+    best
 }

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use crate::data::{shuffle, Dataset};
 use crate::interp::InterpNet;
 use crate::optim::Optimizer;
-use crate::{Network, Scalar, SplitMix64};
+use crate::{argmax, Network, Scalar, SplitMix64, Targets};
 
 /// What the training loop needs of a model: sizes known at run time, a flat parameter view and
 /// per-sample loss and gradient. Implemented for every [`Network`] and for [`InterpNet`].
@@ -35,6 +35,11 @@ pub trait Model: Sized {
     fn input_width(&self) -> usize;
     /// The output width.
     fn output_width(&self) -> usize;
+    /// What the loss needs of the targets; [`train`], [`mean_loss`] and [`accuracy`] check every
+    /// target row against it. The default is [`Targets::Real`] (any finite targets).
+    fn targets(&self) -> Targets {
+        Targets::Real
+    }
     /// The parameters as one flat slice.
     fn param_slice(&self) -> &[Self::Scalar];
     /// The parameters as one flat mutable slice.
@@ -80,6 +85,9 @@ impl<N: Network> Model for N {
     fn output_width(&self) -> usize {
         N::OUTPUTS
     }
+    fn targets(&self) -> Targets {
+        N::TARGETS
+    }
     fn param_slice(&self) -> &[N::Scalar] {
         self.params()
     }
@@ -122,6 +130,9 @@ impl<T: Scalar> Model for InterpNet<T> {
     }
     fn output_width(&self) -> usize {
         self.outputs()
+    }
+    fn targets(&self) -> Targets {
+        self.loss_kind().targets()
     }
     fn param_slice(&self) -> &[T] {
         self.params()
@@ -254,6 +265,33 @@ pub enum TrainError {
         /// The epochs completed before the failing one.
         history: History,
     },
+    /// A value of the data set is NaN or infinite (checked before the data is used).
+    #[error("row {row} of the data set: {what} {column} is not a finite number (rows and columns count from 0)")]
+    NonFinite {
+        /// The 0-based sample (row) of the data set.
+        row: usize,
+        /// `"input"` or `"target"`.
+        what: &'static str,
+        /// The 0-based column within the sample's inputs or targets.
+        column: usize,
+    },
+    /// A target row is not what the model's loss needs ([`Model::targets`]): a value outside
+    /// `[0, 1]` for `binary_cross_entropy`, a negative value or a row that does not sum to 1
+    /// for `cross_entropy`.
+    #[error("row {row} of the data set: {reason}")]
+    Targets {
+        /// The 0-based sample (row) of the data set.
+        row: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The model's output for a sample is NaN or infinite, so that it cannot be classified
+    /// (returned by [`accuracy`]; its parameters are probably not finite).
+    #[error("the model's output for row {row} of the data set is not finite (are its parameters finite?)")]
+    NonFiniteOutput {
+        /// The 0-based sample (row) of the data set.
+        row: usize,
+    },
     /// The thread pool could not be built.
     #[error("cannot build the thread pool: {0}")]
     ThreadPool(#[from] rayon::ThreadPoolBuildError),
@@ -278,6 +316,60 @@ fn check_shapes<M: Model>(net: &M, data: &Dataset<M::Scalar>) -> Result<(), Trai
         return Err(TrainError::EmptyDataset);
     }
     Ok(())
+}
+
+/// How far from 1 the sum of a target row may be for [`Targets::Distribution`].
+const SUM_TOLERANCE: f64 = 1e-3;
+
+/// [`check_shapes`], then every value of `data` finite and every target row what the model's
+/// loss needs ([`Model::targets`]); errors name the first bad row.
+fn check_data<M: Model>(net: &M, data: &Dataset<M::Scalar>) -> Result<(), TrainError> {
+    check_shapes(net, data)?;
+    let targets = net.targets();
+    for row in 0..data.len() {
+        let (x, y) = (data.x(row), data.y(row));
+        let non_finite = |what, v: &[M::Scalar]| {
+            v.iter()
+                .position(|v| !v.is_finite())
+                .map(|column| TrainError::NonFinite { row, what, column })
+        };
+        if let Some(e) = non_finite("input", x).or_else(|| non_finite("target", y)) {
+            return Err(e);
+        }
+        if let Err(reason) = check_targets(targets, y) {
+            return Err(TrainError::Targets { row, reason });
+        }
+    }
+    Ok(())
+}
+
+/// Whether the finite target row `y` is what `targets` asks for; else why not.
+fn check_targets<T: Scalar>(targets: Targets, y: &[T]) -> Result<(), String> {
+    match targets {
+        Targets::Real => Ok(()),
+        Targets::Probabilities => match y.iter().position(|v| !(0.0..=1.0).contains(&v.to_f64())) {
+            Some(column) => Err(format!(
+                "the target {} (column {column}) is not in [0, 1], but `binary_cross_entropy` needs probabilities (0 or 1 labels, or values between)",
+                y[column].to_f64()
+            )),
+            None => Ok(()),
+        },
+        Targets::Distribution => {
+            if let Some(column) = y.iter().position(|v| v.to_f64() < 0.0) {
+                return Err(format!(
+                    "the target {} (column {column}) is negative, but `cross_entropy` needs rows of non-negative values that sum to 1 (one-hot or class probabilities)",
+                    y[column].to_f64()
+                ));
+            }
+            let sum: f64 = y.iter().map(|v| v.to_f64()).sum();
+            if (sum - 1.0).abs() > SUM_TOLERANCE {
+                return Err(format!(
+                    "the target row sums to {sum}, but `cross_entropy` needs rows that sum to 1 (one-hot or class probabilities)"
+                ));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The buffers one chunk's gradient needs, kept across batches by the serial path so that a
@@ -395,8 +487,14 @@ fn norm<T: Scalar>(v: &[T]) -> f64 {
 ///
 /// Training stops after `config.epochs` epochs or when a tolerance is met. A NaN or infinite loss,
 /// gradient or parameter stops it with [`TrainError::Diverged`], with the parameters restored
-/// to their last finite values. A data set whose widths differ from the model's is an error.
-/// Results are deterministic for a given configuration (seed and thread count).
+/// to their last finite values. Results are deterministic for a given configuration (seed and
+/// thread count).
+///
+/// The data set is checked before training starts: its widths must be the model's
+/// ([`TrainError::Shape`]), it must not be empty, every value must be finite
+/// ([`TrainError::NonFinite`]), and every target row must be what the loss needs
+/// ([`Model::targets`], [`TrainError::Targets`]: for example rows that sum to 1 for
+/// `cross_entropy`).
 pub fn train<M, O>(
     net: &mut M,
     data: &Dataset<M::Scalar>,
@@ -407,7 +505,7 @@ where
     M: Model + Send + Sync,
     O: Optimizer<M::Scalar> + ?Sized,
 {
-    check_shapes(net, data)?;
+    check_data(net, data)?;
     let n = data.len();
     let batch = match config.batch_size {
         Some(0) => return Err(TrainError::ZeroBatchSize),
@@ -501,29 +599,24 @@ where
     Ok(history)
 }
 
-/// The mean per-sample loss of `net` over `data`.
+/// The mean per-sample loss of `net` over `data`: NaN if the loss of any sample is NaN (for
+/// example when a parameter is NaN). The data set is checked as by [`train`] (widths, finite
+/// values, targets that the loss accepts).
 pub fn mean_loss<M: Model>(net: &M, data: &Dataset<M::Scalar>) -> Result<f64, TrainError> {
-    check_shapes(net, data)?;
+    check_data(net, data)?;
     let sum: f64 = (0..data.len())
         .map(|i| net.sample_loss(data.x(i), data.y(i)).to_f64())
         .sum();
     Ok(sum / data.len() as f64)
 }
 
-/// The index of the largest value (the first one on ties; NaN never wins).
-fn argmax<T: Scalar>(v: &[T]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] || v[best].partial_cmp(&v[best]).is_none() {
-            best = i;
-        }
-    }
-    best
-}
-
 /// The fraction of samples classified correctly: for several outputs, the argmax of the output
 /// against the argmax of the one-hot target; for one output, the output thresholded at 0.5
 /// against the target thresholded at 0.5.
+///
+/// The data set is checked as by [`train`] (widths, finite values, targets that the loss
+/// accepts). An output that is NaN or infinite cannot be classified: it is an error,
+/// [`TrainError::NonFiniteOutput`] naming the first such sample, not a miss.
 ///
 /// ```
 /// use symnet_runtime::data::Dataset;
@@ -538,12 +631,15 @@ fn argmax<T: Scalar>(v: &[T]) -> usize {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn accuracy<M: Model>(net: &M, data: &Dataset<M::Scalar>) -> Result<f64, TrainError> {
-    check_shapes(net, data)?;
+    check_data(net, data)?;
     let mut out = vec![M::Scalar::ZERO; net.output_width()];
     let half = M::Scalar::from_f64(0.5);
     let mut correct = 0usize;
     for i in 0..data.len() {
         net.predict(data.x(i), &mut out);
+        if !out.iter().all(|v| v.is_finite()) {
+            return Err(TrainError::NonFiniteOutput { row: i });
+        }
         let y = data.y(i);
         let ok = if out.len() == 1 {
             (out[0] >= half) == (y[0] >= half)
@@ -912,6 +1008,226 @@ pub(crate) mod tests {
         let y = crate::data::one_hot(&[0, 2, 0, 1], 3).unwrap();
         let d = Dataset::new(vec![1.0, -2.0, -1.0, 5.0], y, 1, 3).unwrap();
         assert_eq!(accuracy(&net, &d).unwrap(), 0.5);
+    }
+
+    fn softmax2() -> InterpNet<f64> {
+        use crate::interp::{Activation, Loss};
+        InterpNet::<f64>::builder(1)
+            .dense(2, Activation::Softmax)
+            .loss(Loss::CrossEntropy)
+            .build()
+            .unwrap()
+    }
+
+    fn sigmoid1() -> InterpNet<f64> {
+        use crate::interp::{Activation, Loss};
+        InterpNet::<f64>::builder(1)
+            .dense(1, Activation::Sigmoid)
+            .loss(Loss::BinaryCrossEntropy)
+            .build()
+            .unwrap()
+    }
+
+    /// `train`, `mean_loss` and `accuracy` of `net` on `data`, each expected to fail.
+    fn all_fail<M: Model + Send + Sync>(net: &mut M, data: &Dataset<M::Scalar>) -> [TrainError; 3] {
+        let config = TrainConfig {
+            epochs: 3,
+            ..Default::default()
+        };
+        [
+            train(net, data, &mut GradientDescent::default(), &config).unwrap_err(),
+            mean_loss(net, data).unwrap_err(),
+            accuracy(net, data).unwrap_err(),
+        ]
+    }
+
+    #[test]
+    fn cross_entropy_needs_target_rows_that_are_distributions() {
+        let mut net = softmax2();
+        assert_eq!(net.targets(), Targets::Distribution);
+        let data = Dataset::new(vec![1.0, 2.0], vec![1.0, 0.0, 0.5, 0.0], 1, 2).unwrap();
+        for e in all_fail(&mut net, &data) {
+            let msg = e.to_string();
+            assert!(
+                matches!(&e, TrainError::Targets { row: 1, reason } if reason.contains("sums to 0.5")),
+                "{e:?}"
+            );
+            assert!(
+                msg.starts_with("row 1 of the data set: the target row sums to 0.5, but `cross_entropy` needs rows that sum to 1"),
+                "{msg}"
+            );
+        }
+        // A negative target, even in a row summing to 1.
+        let data = Dataset::new(vec![1.0], vec![1.5, -0.5], 1, 2).unwrap();
+        for e in all_fail(&mut net, &data) {
+            assert!(
+                matches!(&e, TrainError::Targets { row: 0, reason } if reason.contains("-0.5 (column 1) is negative")),
+                "{e:?}"
+            );
+        }
+        // Soft labels and sums within 1e-3 are fine; the untrained loss is ln 2 per sample.
+        let data = Dataset::new(vec![1.0, 2.0], vec![0.3, 0.7, 0.9995, 0.0], 1, 2).unwrap();
+        let l = mean_loss(&net, &data).unwrap();
+        assert!((l - (1.0 + 0.9995) / 2.0 * 2f64.ln()).abs() < 1e-12, "{l}");
+        let data = Dataset::new(vec![1.0], vec![0.998, 0.0], 1, 2).unwrap();
+        assert!(matches!(
+            mean_loss(&net, &data),
+            Err(TrainError::Targets { row: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn binary_cross_entropy_needs_probabilities() {
+        let mut net = sigmoid1();
+        assert_eq!(net.targets(), Targets::Probabilities);
+        let data = Dataset::new(vec![1.0, 2.0, 3.0], vec![0.0, 1.0, 2.0], 1, 1).unwrap();
+        for e in all_fail(&mut net, &data) {
+            assert!(
+                matches!(&e, TrainError::Targets { row: 2, reason } if reason.contains("target 2 (column 0) is not in [0, 1]")),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains("`binary_cross_entropy`"), "{e}");
+        }
+        let data = Dataset::new(vec![1.0], vec![-0.25], 1, 1).unwrap();
+        assert!(matches!(
+            accuracy(&net, &data),
+            Err(TrainError::Targets { row: 0, .. })
+        ));
+        // Soft targets in [0, 1] are fine.
+        let data = Dataset::new(vec![1.0, 2.0], vec![0.25, 1.0], 1, 1).unwrap();
+        assert!(mean_loss(&net, &data).is_ok());
+    }
+
+    #[test]
+    fn non_finite_data_is_an_error_naming_row_and_column() {
+        let mut net = Linear::<f64>::init(1);
+        assert_eq!(Model::targets(&net), Targets::Real);
+        let data = Dataset::new(vec![0.0, 1.0, 2.0, f64::NAN], vec![0.0, 1.0], 2, 1).unwrap();
+        for e in all_fail(&mut net, &data) {
+            assert!(
+                matches!(
+                    e,
+                    TrainError::NonFinite {
+                        row: 1,
+                        what: "input",
+                        column: 1
+                    }
+                ),
+                "{e:?}"
+            );
+            assert!(
+                e.to_string().contains("row 1 of the data set: input 1"),
+                "{e}"
+            );
+        }
+        let data = Dataset::new(vec![0.0; 6], vec![0.0, 0.0, f64::INFINITY], 2, 1).unwrap();
+        for e in all_fail(&mut net, &data) {
+            assert!(
+                matches!(
+                    e,
+                    TrainError::NonFinite {
+                        row: 2,
+                        what: "target",
+                        column: 0
+                    }
+                ),
+                "{e:?}"
+            );
+        }
+        // Checked before the targets' rules: a NaN target of a cross-entropy model.
+        let data = Dataset::new(vec![1.0], vec![f64::NAN, 1.0], 1, 2).unwrap();
+        for e in all_fail(&mut softmax2(), &data) {
+            assert!(
+                matches!(e, TrainError::NonFinite { what: "target", .. }),
+                "{e:?}"
+            );
+        }
+    }
+
+    /// [`Linear`] with targets declared as probabilities, as `network!` declares them for
+    /// `binary_cross_entropy`.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Declared(Linear<f64>);
+
+    impl Network for Declared {
+        type Scalar = f64;
+        const INPUTS: usize = 2;
+        const OUTPUTS: usize = 1;
+        const PARAMS: usize = 3;
+        const TARGETS: Targets = Targets::Probabilities;
+        fn zeros() -> Self {
+            Self(Linear::zeros())
+        }
+        fn init(seed: u64) -> Self {
+            Self(Linear::init(seed))
+        }
+        fn params(&self) -> &[f64] {
+            self.0.params()
+        }
+        fn params_mut(&mut self) -> &mut [f64] {
+            self.0.params_mut()
+        }
+        fn tensors() -> &'static [(&'static str, &'static [usize])] {
+            Linear::<f64>::tensors()
+        }
+        fn forward_slice(&self, x: &[f64], out: &mut [f64]) {
+            self.0.forward_slice(x, out)
+        }
+        fn loss_slice(&self, x: &[f64], y: &[f64]) -> f64 {
+            self.0.loss_slice(x, y)
+        }
+        fn backward_slice(&self, x: &[f64], y: &[f64], scale: f64, grad: &mut Self) -> f64 {
+            self.0.backward_slice(x, y, scale, &mut grad.0)
+        }
+    }
+
+    #[test]
+    fn a_network_declares_its_targets() {
+        let mut net = Declared::init(1);
+        assert_eq!(Model::targets(&net), Targets::Probabilities);
+        let data = Dataset::new(vec![0.0; 4], vec![0.5, 3.0], 2, 1).unwrap();
+        for e in all_fail(&mut net, &data) {
+            assert!(matches!(e, TrainError::Targets { row: 1, .. }), "{e:?}");
+        }
+        // The same data is fine for the plain linear model.
+        assert!(mean_loss(&net.0, &data).is_ok());
+    }
+
+    #[test]
+    fn nan_parameters_surface_as_nan_loss_and_an_accuracy_error() {
+        let data = Dataset::new(vec![1.0, -1.0], vec![1.0, 0.0], 1, 1).unwrap();
+        let mut net = sigmoid1();
+        net.params_mut().fill(f64::NAN);
+        assert!(mean_loss(&net, &data).unwrap().is_nan());
+        let e = accuracy(&net, &data).unwrap_err();
+        assert!(matches!(e, TrainError::NonFiniteOutput { row: 0 }), "{e:?}");
+        assert!(e.to_string().contains("row 0"), "{e}");
+
+        let mut net = softmax2();
+        net.params_mut().fill(f64::NAN);
+        let data = Dataset::new(vec![1.0], vec![0.0, 1.0], 1, 2).unwrap();
+        assert!(mean_loss(&net, &data).unwrap().is_nan());
+        assert!(matches!(
+            accuracy(&net, &data),
+            Err(TrainError::NonFiniteOutput { row: 0 })
+        ));
+
+        // One NaN sample among finite ones: w = inf gives NaN for x = 0 (0 * inf) and an
+        // infinite output for x = 1; the mean is NaN and the accuracy an error at row 0.
+        let net = Linear {
+            p: [f64::INFINITY, 0.0, 0.0],
+        };
+        let data = Dataset::new(vec![0.0, 0.0, 1.0, 0.0], vec![0.0, 0.0], 2, 1).unwrap();
+        assert!(mean_loss(&net, &data).unwrap().is_nan());
+        assert!(matches!(
+            accuracy(&net, &data),
+            Err(TrainError::NonFiniteOutput { row: 0 })
+        ));
+        let data = Dataset::new(vec![1.0, 0.0, 1.0, 0.0], vec![0.0, 0.0], 2, 1).unwrap();
+        assert!(matches!(
+            accuracy(&net, &data),
+            Err(TrainError::NonFiniteOutput { row: 0 })
+        ));
     }
 
     #[test]
