@@ -65,7 +65,7 @@ fn main() -> Result<()> {
     let mut predicted = Vec::new();
     for i in 0..test_set.len() {
         let x: &[f64; 4] = test_set.x(i).try_into()?;
-        predicted.push(common::argmax(&net.forward(x)));
+        predicted.push(net.predict_class(x));
     }
     println!("test confusion matrix:");
     common::print_confusion(&common::confusion(&actual, &predicted, 3), &SPECIES);

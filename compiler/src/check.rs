@@ -245,10 +245,8 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
             cfgs.push(attr);
         } else if attr.path().is_ident("cfg_attr") {
             split_cfg_attr(&mut errs, &attr, &mut attrs, &mut cfgs);
-        } else {
-            if check_struct_attr(&mut errs, &attr.meta) {
-                attrs.push(attr);
-            }
+        } else if let Some(meta) = check_struct_attr(&mut errs, &attr.meta) {
+            attrs.push(Attribute { meta, ..attr });
         }
     }
 
@@ -713,48 +711,57 @@ fn unwrap_type(ty: &syn::Type) -> &syn::Type {
 
 /// Checks an attribute forwarded to the struct: a layout set by `repr` would break the flat
 /// parameter view, and derives that cannot hold for floats would fail inside generated code.
-/// Returns whether the attribute may be forwarded.
-fn check_struct_attr(errs: &mut Errors, meta: &syn::Meta) -> bool {
+/// Returns the attribute to forward, if any: `Default` is taken out of a derive, since the
+/// generated struct implements it (as `zeros()`).
+fn check_struct_attr(errs: &mut Errors, meta: &syn::Meta) -> Option<syn::Meta> {
     let path = meta.path();
     if path.is_ident("repr") {
         errs.push_error(syn::Error::new_spanned(
             meta,
             "a network's layout cannot be changed: symnet makes the struct `#[repr(C)]` with the layers in order and no padding, which its flat parameter view (`params()`) and weights files rely on; remove this `repr`",
         ));
-        return false;
+        return None;
     }
-    if path.is_ident("derive") {
-        let Ok(list) = meta.require_list() else {
-            return true;
+    if !path.is_ident("derive") {
+        return Some(meta.clone());
+    }
+    let Ok(list) = meta.require_list() else {
+        return Some(meta.clone());
+    };
+    let Ok(paths) = list.parse_args_with(
+        syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+    ) else {
+        return Some(meta.clone());
+    };
+    let mut ok = true;
+    let mut kept = Vec::new();
+    for p in paths {
+        let Some(last) = p.segments.last() else {
+            continue;
         };
-        let Ok(paths) = list.parse_args_with(
-            syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
-        ) else {
-            return true;
-        };
-        let mut ok = true;
-        for p in &paths {
-            let Some(last) = p.segments.last() else {
+        let name = last.ident.to_string();
+        let why = match name.as_str() {
+            "Default" => continue,
+            "Eq" | "Ord" => "the weights are floats, which have no total equality or order (NaN)",
+            "Hash" => "the weights are floats, which do not implement `Hash`",
+            "PartialOrd" => "layers have no meaningful order",
+            _ => {
+                kept.push(p);
                 continue;
-            };
-            let name = last.ident.to_string();
-            let why = match name.as_str() {
-                "Eq" | "Ord" => {
-                    "the weights are floats, which have no total equality or order (NaN)"
-                }
-                "Hash" => "the weights are floats, which do not implement `Hash`",
-                "PartialOrd" => "layers have no meaningful order",
-                _ => continue,
-            };
-            errs.push_error(syn::Error::new_spanned(
-                p,
-                format!("`{name}` cannot be derived for a network: {why}; the derives that hold are `Clone`, `Copy`, `Debug`, `PartialEq` and `Default`"),
-            ));
-            ok = false;
-        }
-        return ok;
+            }
+        };
+        errs.push_error(syn::Error::new_spanned(
+            &p,
+            format!("`{name}` cannot be derived for a network: {why}; the derives that hold are `Clone`, `Copy`, `Debug`, `PartialEq` and `Default`"),
+        ));
+        ok = false;
     }
-    true
+    if !ok || kept.is_empty() {
+        return None;
+    }
+    let mut list = list.clone();
+    list.tokens = quote::quote!(#(#kept),*);
+    Some(syn::Meta::List(list))
 }
 
 /// Splits `#[cfg_attr(pred, a, b, ...)]`: a `cfg(..)` among the attributes holds for every
@@ -776,7 +783,7 @@ fn split_cfg_attr(
     for (pred, meta) in flat {
         if meta.path().is_ident("cfg") {
             to_all.push(quote::quote!(#pound [cfg_attr(#pred, #meta)]));
-        } else if check_struct_attr(errs, &meta) {
+        } else if let Some(meta) = check_struct_attr(errs, &meta) {
             to_struct.push(quote::quote!(#pound [cfg_attr(#pred, #meta)]));
         }
     }

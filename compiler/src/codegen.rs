@@ -8,7 +8,7 @@ use egg::{Id, Symbol};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::check::Net;
+use crate::check::{Activation, Loss, Net};
 use crate::emit::{scalar_lit, scalar_type, Dest, Emitter};
 use crate::emit_lanes::{LaneDest, LaneEmitter};
 use crate::grad::differentiate;
@@ -441,6 +441,13 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
     }
 
     let dense_zeros = quote!(#KRATE::Dense::zeros());
+    let predict_class = predict_class(net);
+    // What the loss needs of its targets, checked by the trainers before they use a data set.
+    let targets = match net.loss {
+        Loss::BinaryCrossEntropy => quote!(Probabilities),
+        Loss::CrossEntropy => quote!(Distribution),
+        Loss::Mse | Loss::Mae | Loss::GaussianNll { .. } => quote!(Real),
+    };
     quote! {
         #(#cfgs)*
         #(#attrs)*
@@ -505,6 +512,8 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                     #out
                 }
 
+                #predict_class
+
                 /// The latent representation of one sample: the input of the last layer.
                 #[inline]
                 pub fn latent(&self, x: &[#ty; #n_in]) -> [#ty; #n_latent] {
@@ -537,6 +546,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 ///
                 /// # Panics
                 /// If `xs` and `out` have different lengths.
+                #[track_caller]
                 pub fn forward_batch(&self, xs: &[[#ty; #n_in]], out: &mut [[#ty; #n_out]]) {
                     ::core::assert_eq!(xs.len(), out.len(), "forward_batch: {} inputs but {} output rows", xs.len(), out.len());
                     #forward_batch_loop
@@ -546,6 +556,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 ///
                 /// # Panics
                 /// If `xs` and `ys` have different lengths or are empty.
+                #[track_caller]
                 pub fn loss_batch(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]]) -> #ty {
                     ::core::assert_eq!(xs.len(), ys.len(), "loss_batch: {} inputs but {} targets", xs.len(), ys.len());
                     ::core::assert!(!xs.is_empty(), "loss_batch: empty batch");
@@ -558,6 +569,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 ///
                 /// # Panics
                 /// If `xs` and `ys` have different lengths or are empty.
+                #[track_caller]
                 pub fn backward_batch(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]], grad: &mut Self) -> #ty {
                     ::core::assert!(!xs.is_empty(), "backward_batch: empty batch");
                     let scale = 1.0 / xs.len() as #ty;
@@ -570,6 +582,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 ///
                 /// # Panics
                 /// If `xs` and `ys` have different lengths.
+                #[track_caller]
                 pub fn backward_sum(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]], scale: #ty, grad: &mut Self) -> #ty {
                     ::core::assert_eq!(xs.len(), ys.len(), "backward_sum: {} inputs but {} targets", xs.len(), ys.len());
                     let mut total: #ty = 0.0;
@@ -611,15 +624,27 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                     #out
                 }
 
+                #predict_class
+
                 /// The outputs of a batch of samples.
                 ///
                 /// # Panics
                 /// If `xs` and `out` have different lengths.
+                #[track_caller]
                 pub fn forward_batch(&self, xs: &[[#ty; #n_in]], out: &mut [[#ty; #n_out]]) {
                     ::core::assert_eq!(xs.len(), out.len(), "forward_batch: {} inputs but {} output rows", xs.len(), out.len());
                     for i in 0..xs.len() {
                         out[i] = self.forward(&xs[i]);
                     }
+                }
+            }
+
+            #[automatically_derived]
+            impl ::core::default::Default for #ident {
+                /// Every weight and bias zero, as [`Self::zeros`].
+                #[inline]
+                fn default() -> Self {
+                    Self::zeros()
                 }
             }
 
@@ -635,6 +660,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 const INPUTS: usize = #n_in;
                 const OUTPUTS: usize = #n_out;
                 const PARAMS: usize = #n_params;
+                const TARGETS: #KRATE::Targets = #KRATE::Targets::#targets;
                 fn zeros() -> Self {
                     #ident::zeros()
                 }
@@ -650,21 +676,25 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 fn tensors() -> &'static [(&'static str, &'static [usize])] {
                     &[#(#tensors),*]
                 }
+                #[track_caller]
                 fn forward_slice(&self, x: &[#ty], out: &mut [#ty]) {
                     let x = #KRATE::__private::array::<#ty, #n_in>(x, "forward_slice input");
                     let out = #KRATE::__private::array_mut::<#ty, #n_out>(out, "forward_slice output");
                     *out = self.forward(x);
                 }
+                #[track_caller]
                 fn loss_slice(&self, x: &[#ty], y: &[#ty]) -> #ty {
                     let x = #KRATE::__private::array::<#ty, #n_in>(x, "loss_slice input");
                     let y = #KRATE::__private::array::<#ty, #n_out>(y, "loss_slice target");
                     self.loss(x, y)
                 }
+                #[track_caller]
                 fn backward_slice(&self, x: &[#ty], y: &[#ty], scale: #ty, grad: &mut Self) -> #ty {
                     let x = #KRATE::__private::array::<#ty, #n_in>(x, "backward_slice input");
                     let y = #KRATE::__private::array::<#ty, #n_out>(y, "backward_slice target");
                     self.backward_scaled(x, y, scale, grad)
                 }
+                #[track_caller]
                 fn backward_rows(&self, xs: &[#ty], ys: &[#ty], scale: #ty, grad: &mut Self) -> #ty {
                     let xs = #KRATE::__private::rows::<#ty, #n_in>(xs, "backward_rows inputs");
                     let ys = #KRATE::__private::rows::<#ty, #n_out>(ys, "backward_rows targets");
@@ -672,6 +702,39 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// `predict_class` for a classifier (a softmax output, or sigmoid outputs); nothing for a
+/// regressor. The same text serves the network and its prepared form, which both have
+/// `forward`.
+fn predict_class(net: &Net) -> TokenStream {
+    let Some(out) = net.layers.last() else {
+        return TokenStream::new();
+    };
+    let ty = scalar_type(net.scalar);
+    let n_in = net.inputs;
+    match out.activation {
+        Activation::Sigmoid if out.width == 1 => {
+            let half = scalar_lit(net.scalar, 0.5);
+            quote! {
+                /// The predicted class of one sample, `0` or `1`: whether the sigmoid output is
+                /// at least `0.5` (a NaN output gives `0`).
+                #[inline]
+                pub fn predict_class(&self, x: &[#ty; #n_in]) -> usize {
+                    (self.forward(x)[0] >= #half) as usize
+                }
+            }
+        }
+        Activation::Sigmoid | Activation::Softmax => quote! {
+            /// The predicted class of one sample: the index of the largest output (the first
+            /// on ties; a NaN never wins).
+            #[inline]
+            pub fn predict_class(&self, x: &[#ty; #n_in]) -> usize {
+                #KRATE::argmax(&self.forward(x))
+            }
+        },
+        _ => TokenStream::new(),
     }
 }
 

@@ -79,17 +79,6 @@ impl Checks {
     }
 }
 
-/// The index of the largest value (the first on ties).
-pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 /// `m[actual][predicted]` counts.
 pub fn confusion(actual: &[usize], predicted: &[usize], classes: usize) -> Vec<Vec<usize>> {
     let mut m = vec![vec![0; classes]; classes];
@@ -322,7 +311,7 @@ pub fn labels<T: Scalar>(data: &Dataset<T>) -> Vec<usize> {
             if y.len() == 1 {
                 usize::from(y[0].to_f64() >= 0.5)
             } else {
-                argmax(y)
+                symnet::argmax(y)
             }
         })
         .collect()

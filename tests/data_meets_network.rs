@@ -1,0 +1,161 @@
+//! Where a data set meets a generated network: the targets its loss needs, non-finite values,
+//! the size limits shared by the macro and the runtime, and what the generated API gives a user
+//! beyond the math (`Default`, `predict_class`, panics that name the caller).
+
+use symnet::data::Dataset;
+use symnet::optim::GradientDescent;
+use symnet::train::{accuracy, mean_loss, train, TrainConfig, TrainError};
+use symnet::{network, Network, Targets};
+
+network! {
+    pub struct Classes<f64> {
+        input: 2,
+        hidden: dense(3) -> tanh,
+        out: dense(3) -> softmax,
+        loss: cross_entropy,
+    }
+}
+
+network! {
+    #[derive(Debug, PartialEq, Default)]
+    pub struct Binary<f32> {
+        input: 2,
+        out: dense(1) -> sigmoid,
+        loss: binary_cross_entropy,
+    }
+}
+
+network! {
+    pub struct Regress<f32> {
+        input: 2,
+        out: dense(2),
+        loss: mse,
+    }
+}
+
+#[test]
+fn each_loss_declares_the_targets_it_needs() {
+    assert_eq!(Classes::TARGETS, Targets::Distribution);
+    assert_eq!(Binary::TARGETS, Targets::Probabilities);
+    assert_eq!(Regress::TARGETS, Targets::Real);
+}
+
+#[test]
+fn cross_entropy_refuses_target_rows_that_are_not_distributions() {
+    let x = vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6];
+    let y = vec![1.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 1.0];
+    let data = Dataset::new(x, y, 2, 3).unwrap();
+    let mut net = Classes::init(1);
+    let config = TrainConfig {
+        epochs: 2,
+        ..Default::default()
+    };
+    let err = train(&mut net, &data, &mut GradientDescent { lr: 0.1 }, &config).unwrap_err();
+    assert!(matches!(err, TrainError::Targets { row: 1, .. }), "{err}");
+    assert!(err.to_string().contains("row 1"), "{err}");
+    assert!(matches!(
+        mean_loss(&net, &data),
+        Err(TrainError::Targets { row: 1, .. })
+    ));
+    // One-hot and soft rows that sum to 1 are fine.
+    let ok = Dataset::new(vec![0.0; 4], vec![0.0, 1.0, 0.0, 0.25, 0.25, 0.5], 2, 3).unwrap();
+    assert!(train(&mut net, &ok, &mut GradientDescent { lr: 0.1 }, &config).is_ok());
+}
+
+#[test]
+fn binary_cross_entropy_refuses_targets_outside_0_1() {
+    let data = Dataset::new(vec![0.0f32, 1.0, 1.0, 0.0], vec![1.0, 2.0], 2, 1).unwrap();
+    let net = Binary::init(3);
+    let err = accuracy(&net, &data).unwrap_err();
+    assert!(matches!(err, TrainError::Targets { row: 1, .. }), "{err}");
+}
+
+#[test]
+fn a_nan_feature_is_an_error_not_a_plausible_loss() {
+    let data = Dataset::new(vec![0.0f32, f32::NAN], vec![1.0, 0.0], 2, 2).unwrap();
+    let net = Regress::init(3);
+    let err = mean_loss(&net, &data).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::NonFinite {
+                row: 0,
+                what: "input",
+                column: 1
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_runtime_applies_the_macros_size_limits() {
+    assert_eq!(symnet::MAX_WIDTH, symnet_compiler::check::MAX_WIDTH);
+    assert_eq!(
+        symnet::MAX_PARAMS as u128,
+        symnet_compiler::check::MAX_PARAMS
+    );
+}
+
+#[test]
+fn default_is_zeros_even_when_derived() {
+    assert_eq!(Binary::default(), Binary::zeros());
+    assert!(Classes::default().params().iter().all(|&p| p == 0.0));
+}
+
+#[test]
+fn classifiers_predict_a_class() {
+    let mut net = Binary::zeros();
+    net.out.w = [[1.0, -1.0]];
+    assert_eq!(net.predict_class(&[2.0, 0.0]), 1);
+    assert_eq!(net.predict_class(&[0.0, 2.0]), 0);
+    assert_eq!(net.prepare().predict_class(&[2.0, 0.0]), 1);
+
+    let mut net = Classes::zeros();
+    net.out.b = [0.0, 3.0, 1.0];
+    assert_eq!(net.predict_class(&[0.3, -0.2]), 1);
+    assert_eq!(symnet::argmax(&net.forward(&[0.3, -0.2])), 1);
+}
+
+/// The file and line where the panic inside `f` was reported.
+fn panic_location(f: impl FnOnce() + std::panic::UnwindSafe) -> (String, u32) {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(None));
+    let s = seen.clone();
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(l) = info.location() {
+            *s.lock().unwrap() = Some((l.file().to_owned(), l.line()));
+        }
+    }));
+    let r = std::panic::catch_unwind(f);
+    std::panic::set_hook(prev);
+    assert!(r.is_err(), "no panic");
+    let loc = seen.lock().unwrap().clone();
+    loc.expect("a location")
+}
+
+#[test]
+fn length_panics_name_the_caller() {
+    let net = Regress::init(1);
+    let (file, line) = panic_location(|| {
+        let mut out = [[0.0f32; 2]; 1];
+        net.forward_batch(&[[1.0, 2.0], [3.0, 4.0]], &mut out);
+    });
+    assert!(file.ends_with("data_meets_network.rs"), "{file}:{line}");
+    assert_eq!(line, line!() - 3);
+
+    let (file, line) = panic_location(|| {
+        let mut grad = Regress::zeros();
+        net.backward_batch(&[[1.0, 2.0]], &[], &mut grad);
+    });
+    assert!(file.ends_with("data_meets_network.rs"), "{file}:{line}");
+    assert_eq!(line, line!() - 3);
+
+    let (file, line) = panic_location(|| {
+        let mut out = [0.0f32; 2];
+        net.forward_slice(&[1.0], &mut out);
+    });
+    assert!(file.ends_with("data_meets_network.rs"), "{file}:{line}");
+    assert_eq!(line, line!() - 3);
+}
