@@ -159,3 +159,26 @@ fn length_panics_name_the_caller() {
     assert!(file.ends_with("data_meets_network.rs"), "{file}:{line}");
     assert_eq!(line, line!() - 3);
 }
+
+#[test]
+fn a_data_set_hands_out_rows_the_generated_functions_take() {
+    let data =
+        Dataset::<f32>::new(vec![1.0, 2.0, 3.0, 4.0], vec![0.5, 1.0, 0.0, -1.0], 2, 2).unwrap();
+    let net = Regress::init(4);
+    // Typed rows into the per-sample and the batch functions, no conversion in between.
+    let y = net.forward(data.row(1));
+    let mut out = [[0.0f32; 2]; 2];
+    net.forward_batch(data.rows(), &mut out);
+    assert_eq!(out[1], y);
+    let loss = net.loss_batch(data.rows(), data.targets());
+    let by_hand =
+        (net.loss(data.row(0), data.target(0)) + net.loss(data.row(1), data.target(1))) / 2.0;
+    assert!((loss - by_hand).abs() <= 1e-6 * by_hand.abs());
+
+    // A width that does not match is a panic at the caller, naming both widths.
+    let (file, line) = panic_location(|| {
+        let _: &[f32; 3] = data.row(0);
+    });
+    assert!(file.ends_with("data_meets_network.rs"), "{file}:{line}");
+    assert_eq!(line, line!() - 3);
+}

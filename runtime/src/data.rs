@@ -372,6 +372,72 @@ impl<T: Scalar> Dataset<T> {
         })
     }
 
+    /// The features of sample `i` as an array, ready for a generated network's `forward`,
+    /// `loss` or `backward`: `N` is inferred from the use and must be the data set's input width.
+    ///
+    /// ```
+    /// # use symnet_runtime::data::Dataset;
+    /// let data = Dataset::<f32>::new(vec![1.0, 2.0, 3.0, 4.0], vec![0.0, 1.0], 2, 1)?;
+    /// let x: &[f32; 2] = data.row(1);
+    /// assert_eq!(x, &[3.0, 4.0]);
+    /// # Ok::<(), symnet_runtime::data::DataError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `i` is out of range or `N` is not [`Dataset::inputs`].
+    #[track_caller]
+    pub fn row<const N: usize>(&self, i: usize) -> &[T; N] {
+        self.check_width(N, self.inputs, "row", "inputs");
+        crate::__private::array(self.x(i), "Dataset::row")
+    }
+
+    /// Every sample's features as arrays, ready for `forward_batch`, `loss_batch` and
+    /// `backward_batch`: `N` must be the data set's input width.
+    ///
+    /// ```
+    /// # use symnet_runtime::data::Dataset;
+    /// let data = Dataset::<f32>::new(vec![1.0, 2.0, 3.0, 4.0], vec![0.0, 1.0], 2, 1)?;
+    /// let xs: &[[f32; 2]] = data.rows();
+    /// assert_eq!(xs, &[[1.0, 2.0], [3.0, 4.0]]);
+    /// # Ok::<(), symnet_runtime::data::DataError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `N` is not [`Dataset::inputs`].
+    #[track_caller]
+    pub fn rows<const N: usize>(&self) -> &[[T; N]] {
+        self.check_width(N, self.inputs, "rows", "inputs");
+        crate::__private::rows(&self.x, "Dataset::rows")
+    }
+
+    /// The target of sample `i` as an array; `M` must be the data set's output width.
+    ///
+    /// # Panics
+    /// If `i` is out of range or `M` is not [`Dataset::outputs`].
+    #[track_caller]
+    pub fn target<const M: usize>(&self, i: usize) -> &[T; M] {
+        self.check_width(M, self.outputs, "target", "outputs");
+        crate::__private::array(self.y(i), "Dataset::target")
+    }
+
+    /// Every sample's target as arrays; `M` must be the data set's output width.
+    ///
+    /// # Panics
+    /// If `M` is not [`Dataset::outputs`].
+    #[track_caller]
+    pub fn targets<const M: usize>(&self) -> &[[T; M]] {
+        self.check_width(M, self.outputs, "targets", "outputs");
+        crate::__private::rows(&self.y, "Dataset::targets")
+    }
+
+    #[track_caller]
+    fn check_width(&self, asked: usize, has: usize, method: &str, what: &str) {
+        assert!(
+            asked == has,
+            "Dataset::{method}: the data set has {has} {what} per sample, but {asked} were asked for (does the network's width match the data?)"
+        );
+    }
+
     /// The number of samples.
     pub fn len(&self) -> usize {
         self.x.len() / self.inputs
@@ -393,11 +459,13 @@ impl<T: Scalar> Dataset<T> {
     }
 
     /// The inputs of sample `i` (panics if `i >= len()`).
+    #[track_caller]
     pub fn x(&self, i: usize) -> &[T] {
         &self.x[i * self.inputs..(i + 1) * self.inputs]
     }
 
     /// The target of sample `i` (panics if `i >= len()`).
+    #[track_caller]
     pub fn y(&self, i: usize) -> &[T] {
         &self.y[i * self.outputs..(i + 1) * self.outputs]
     }
