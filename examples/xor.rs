@@ -1,7 +1,10 @@
 //! A 2-4-1 network learns XOR by full-batch gradient descent: the smallest problem that a linear
 //! model cannot solve and one hidden layer can.
 //!
-//! Run with `cargo run --release --example xor`.
+//! Run with `cargo run --release --example xor`. It writes both nets' decision surfaces to
+//! `target/plots/xor_decision.svg`.
+
+mod common;
 
 use symnet::network;
 
@@ -42,7 +45,7 @@ macro_rules! train {
             losses.push(loss);
         }
         let outputs: Vec<f32> = XS.iter().map(|x| net.forward(x)[0]).collect();
-        (losses, outputs)
+        (net, losses, outputs)
     }};
 }
 
@@ -66,9 +69,9 @@ fn report(name: &str, losses: &[f32], outputs: &[f32]) -> bool {
     ok
 }
 
-fn main() {
-    let (l1, o1) = train!(XorSigmoid, 1, 2.0f32, 3000);
-    let (l2, o2) = train!(XorRelu, 1, 0.5f32, 3000);
+fn main() -> common::Result<()> {
+    let (n1, l1, o1) = train!(XorSigmoid, 1, 2.0f32, 3000);
+    let (n2, l2, o2) = train!(XorRelu, 1, 0.5f32, 3000);
     let ok1 = report("sigmoid hidden layer", &l1, &o1);
     let ok2 = report("relu hidden layer", &l2, &o2);
     println!(
@@ -76,7 +79,27 @@ fn main() {
         XorSigmoid::PARAMS,
         ok1 && ok2
     );
+
+    // Where each net puts the boundary: smooth curves for sigmoid units, straight pieces for
+    // relu units (each hidden unit is a line in the input plane).
+    let path = common::plot_path("xor", "decision")?;
+    let p1 = |a: f64, b: f64| n1.forward(&[a as f32, b as f32])[0] as f64;
+    let p2 = |a: f64, b: f64| n2.forward(&[a as f32, b as f32])[0] as f64;
+    let points: Vec<((f64, f64), bool)> = XS
+        .iter()
+        .zip(&YS)
+        .map(|(x, y)| ((x[0] as f64, x[1] as f64), y[0] > 0.5))
+        .collect();
+    common::decision_surfaces(
+        &path,
+        "XOR: probability of class 1 (filled points are class 1)",
+        (-0.5, 1.5),
+        &[("sigmoid hidden layer", &p1), ("relu hidden layer", &p2)],
+        &points,
+    )?;
+    println!("decision surfaces: {}", common::show(&path));
     if !(ok1 && ok2) {
         std::process::exit(1);
     }
+    Ok(())
 }

@@ -15,6 +15,9 @@ pub struct NetworkDef {
     pub attrs: Vec<Attribute>,
     /// The struct's visibility.
     pub vis: Visibility,
+    /// The `struct` keyword (the generated struct is spanned at the user's tokens, so that
+    /// rustc's suggestions, such as a missing derive, point at the declaration).
+    pub struct_token: Token![struct],
     /// The struct's name.
     pub ident: Ident,
     /// The scalar type between `<` and `>`.
@@ -226,6 +229,7 @@ impl Parse for NetworkDef {
         Ok(NetworkDef {
             attrs,
             vis,
+            struct_token,
             ident,
             scalar,
             brace,

@@ -140,8 +140,12 @@ pub struct Net {
     pub cfgs: Vec<Attribute>,
     /// Whether `#[symnet(allow_collapse)]` was given (silences the collapse note).
     pub allow_collapse: bool,
+    /// The file of `#[symnet(weights = "..")]`, embedded as `PRETRAINED`.
+    pub weights: Option<syn::LitStr>,
     /// The struct's visibility.
     pub vis: Visibility,
+    /// The user's `struct` keyword.
+    pub struct_token: syn::Token![struct],
     /// The struct's name.
     pub ident: Ident,
     /// The scalar type.
@@ -225,6 +229,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
     };
 
     let mut allow_collapse = false;
+    let mut weights: Option<syn::LitStr> = None;
     let mut attrs = Vec::new();
     let mut cfgs = Vec::new();
     for attr in def.attrs {
@@ -233,8 +238,22 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
                 if meta.path.is_ident("allow_collapse") {
                     allow_collapse = true;
                     Ok(())
+                } else if meta.path.is_ident("weights") {
+                    let lit: syn::LitStr = meta.value()?.parse().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`weights` takes a path in quotes, relative to the crate: `#[symnet(weights = \"model.safetensors\")]`",
+                        )
+                    })?;
+                    if weights.is_some() {
+                        return Err(syn::Error::new(lit.span(), "`weights` is given twice"));
+                    }
+                    weights = Some(lit);
+                    Ok(())
                 } else {
-                    Err(meta.error("unknown symnet option; the only option is `allow_collapse`"))
+                    Err(meta.error(
+                        "unknown symnet option; the options are `allow_collapse` and `weights = \"file.safetensors\"`",
+                    ))
                 }
             });
             if let Err(e) = r {
@@ -423,7 +442,9 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
             attrs,
             cfgs,
             allow_collapse,
+            weights,
             vis: def.vis,
+            struct_token: def.struct_token,
             ident: def.ident,
             scalar,
             inputs,

@@ -188,6 +188,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
     let vis = &net.vis;
     let attrs = &net.attrs;
     let cfgs = &net.cfgs;
+    let struct_token = &net.struct_token;
     let ty = scalar_type(net.scalar);
     let n_in = net.inputs;
     let n_out = net.outputs();
@@ -440,6 +441,18 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
         }
     }
 
+    // The struct item's own tokens (attributes, braces) carry the user's span, so that the
+    // item's span (where rustc says "not found for this struct" and suggests a derive) is the
+    // declaration rather than the whole macro call.
+    let struct_item = quote::quote_spanned! {struct_token.span=>
+        #(#cfgs)*
+        #(#attrs)*
+        #[doc = #struct_doc]
+        #[repr(C)]
+        #vis #struct_token #ident {
+            #(#fields,)*
+        }
+    };
     let dense_zeros = quote!(#KRATE::Dense::zeros());
     let predict_class = predict_class(net);
     // What the loss needs of its targets, checked by the trainers before they use a data set.
@@ -449,13 +462,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
         Loss::Mse | Loss::Mae | Loss::GaussianNll { .. } => quote!(Real),
     };
     quote! {
-        #(#cfgs)*
-        #(#attrs)*
-        #[doc = #struct_doc]
-        #[repr(C)]
-        #vis struct #ident {
-            #(#fields,)*
-        }
+        #struct_item
 
         #(#cfgs)*
         #[doc = #prepared_doc]

@@ -17,6 +17,7 @@ pub mod explain;
 pub mod grad;
 pub mod hoist;
 pub mod ir;
+pub mod pretrained;
 pub mod simplify;
 
 use std::cell::RefCell;
@@ -51,8 +52,11 @@ pub fn try_expand_with(input: TokenStream, krate: TokenStream) -> syn::Result<To
     let _guard = CrateGuard::set(krate);
     let def = ast::parse(input)?;
     let net = check::check(def)?;
+    let pretrained = pretrained::embed(&net)?;
     let compiled = compile(&net)?;
-    Ok(codegen::generate(&net, &compiled))
+    let mut out = codegen::generate(&net, &compiled);
+    out.extend(pretrained);
+    Ok(out)
 }
 
 thread_local! {

@@ -296,6 +296,59 @@ pub fn scatter_plot(
     Ok(())
 }
 
+/// Decision surfaces of binary classifiers side by side: for each `(name, p)`, `p(x1, x2)` (the
+/// probability of class 1) shaded from blue (0) through white (0.5) to red (1) over
+/// `[lo, hi]^2`, the 0.5 contour where the shading turns, and the labelled `points` on top
+/// (filled for class 1, hollow for class 0).
+pub fn decision_surfaces(
+    path: &Path,
+    title: &str,
+    (lo, hi): (f64, f64),
+    panels: &[(&str, &dyn Fn(f64, f64) -> f64)],
+    points: &[((f64, f64), bool)],
+) -> Result<()> {
+    const CELLS: usize = 80;
+    let root = SVGBackend::new(path, (420 * panels.len() as u32, 460)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    let step = (hi - lo) / CELLS as f64;
+    for (area, (name, p)) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+        let mut chart = ChartBuilder::on(area)
+            .caption(*name, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(40)
+            .build_cartesian_2d(lo..hi, lo..hi)?;
+        chart.configure_mesh().x_desc("x1").y_desc("x2").draw()?;
+        let shade = |v: f64| {
+            let v = v.clamp(0.0, 1.0);
+            let (a, b) = if v < 0.5 {
+                (RGBColor(49, 130, 189), 1.0 - 2.0 * v)
+            } else {
+                (RGBColor(222, 45, 38), 2.0 * v - 1.0)
+            };
+            let mix = |c: u8| (255.0 - (255.0 - c as f64) * b) as u8;
+            RGBColor(mix(a.0), mix(a.1), mix(a.2))
+        };
+        chart.draw_series((0..CELLS * CELLS).map(|k| {
+            let (i, j) = (k % CELLS, k / CELLS);
+            let (x, y) = (lo + i as f64 * step, lo + j as f64 * step);
+            let v = p(x + step / 2.0, y + step / 2.0);
+            Rectangle::new([(x, y), (x + step, y + step)], shade(v).filled())
+        }))?;
+        chart.draw_series(points.iter().map(|&(xy, one)| {
+            let style = if one {
+                BLACK.filled()
+            } else {
+                BLACK.stroke_width(2)
+            };
+            Circle::new(xy, 7, style)
+        }))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 /// The rows of a data set's features, as f64.
 pub fn rows_f64<T: Scalar>(data: &Dataset<T>) -> Vec<Vec<f64>> {
     (0..data.len())

@@ -23,6 +23,24 @@ symnet::network! {
     }
 }
 
+symnet::network! {
+    /// The shape of `Tiny`, with weights embedded from a file at compile time: usable on a
+    /// target with no file system.
+    #[symnet(weights = "weights/tiny.safetensors")]
+    pub struct Embedded<f32> {
+        input: 3,
+        hidden: dense(5) -> relu,
+        output: dense(2) -> softmax,
+        loss: cross_entropy,
+    }
+}
+
+/// The class probabilities of the embedded network, computed with no allocation and no file.
+pub fn classify(x: &[f32; 3]) -> [f32; 2] {
+    const NET: Embedded = Embedded::PRETRAINED;
+    NET.forward(x)
+}
+
 /// One gradient-descent step on one sample, with no allocation anywhere.
 pub fn step(net: &mut Tiny, x: &[f32; 3], y: &[f32; 2], lr: f32) -> f32 {
     let mut grad = Tiny::zeros();
@@ -36,4 +54,28 @@ pub fn step(net: &mut Tiny, x: &[f32; 3], y: &[f32; 2], lr: f32) -> f32 {
 /// The output of the wide network.
 pub fn predict(net: &Wide, x: &[f64; 40]) -> [f64; 3] {
     net.forward(x)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::Embedded;
+
+    #[test]
+    fn embedded_weights_are_the_files_bit_for_bit() {
+        let path = std::concat!(std::env!("CARGO_MANIFEST_DIR"), "/weights/tiny.safetensors");
+        let loaded: Embedded = symnet::io::load_weights(path).unwrap();
+        let embedded = Embedded::PRETRAINED;
+        let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+        std::assert_eq!(bits(embedded.params()), bits(loaded.params()));
+        // The fixture's awkward values survive: a negative zero, a subnormal, a huge bias.
+        std::assert_eq!(embedded.hidden.b[0].to_bits(), (-0.0f32).to_bits());
+        std::assert_eq!(embedded.hidden.b[1], 1e-40f32);
+        for x in [[0.5f32, -1.0, 2.0], [0.0, 0.0, 0.0], [-3.0, 1e3, 0.25]] {
+            let (a, b) = (embedded.forward(&x), loaded.forward(&x));
+            std::assert_eq!(bits(&a), bits(&b));
+            std::assert_eq!(bits(&super::classify(&x)), bits(&b));
+        }
+    }
 }
