@@ -20,7 +20,9 @@
 //! - [`interp`]: [`InterpNet`], the interpreted, `Vec`-based baseline with the same math.
 //! - [`data`]: [`Dataset`] (CSV loading, split), [`Standardizer`], [`one_hot`].
 //! - [`io`]: safetensors weights files, [`save_weights`] and [`load_weights`] (strict by
-//!   default; [`LoadOptions`] with [`load_weights_with`]).
+//!   default; [`LoadOptions`] with [`load_weights_with`]); [`save_model`] and [`load_model`]
+//!   with the [`Standardizer`] in the same file; PyTorch `state_dict`s, [`load_torch`] and
+//!   [`save_torch`] ([`TorchNames`]).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
@@ -53,8 +55,14 @@ pub use data::{one_hot, DataError, Dataset, Standardizer, Target};
 #[cfg(feature = "std")]
 pub use interp::{Activation, InterpError, InterpNet, Loss};
 #[cfg(feature = "std")]
-pub use io::{load_weights, load_weights_with, save_weights, LoadOptions, WeightsError};
+pub use io::{
+    load_model, load_torch, load_weights, load_weights_with, save_model, save_torch, save_weights,
+    LoadOptions, TorchNames, WeightsError,
+};
 #[cfg(feature = "std")]
 pub use optim::{Adam, GradientDescent, Momentum, Optimizer};
 #[cfg(feature = "std")]
-pub use train::{accuracy, mean_loss, train, History, Model, StopReason, TrainConfig, TrainError};
+pub use train::{
+    accuracy, mean_loss, train, train_with_validation, EarlyStopping, History, Model, Schedule,
+    StopReason, TrainConfig, TrainError, Validation,
+};

@@ -18,6 +18,10 @@
 //!
 //! Minibatch SGD is [`GradientDescent`] or [`Momentum`] applied once per shuffled minibatch: it is
 //! chosen by the training loop's [`batch_size`](crate::train::TrainConfig::batch_size).
+//!
+//! Every optimizer exposes its learning rate through [`Optimizer::learning_rate`] and
+//! [`Optimizer::set_learning_rate`], which the training loop's learning-rate
+//! [`Schedule`](crate::train::Schedule) uses.
 
 use crate::Scalar;
 
@@ -30,6 +34,13 @@ pub trait Optimizer<T: Scalar> {
 
     /// Forgets the state (velocities, moments, step count), as if no step had been taken.
     fn reset(&mut self) {}
+
+    /// The learning rate (step size) of the next step.
+    fn learning_rate(&self) -> f64;
+
+    /// Sets the learning rate of the following steps; the state is kept. The training loop's
+    /// [`Schedule`](crate::train::Schedule) calls this once per epoch.
+    fn set_learning_rate(&mut self, lr: f64);
 }
 
 impl<T: Scalar, O: Optimizer<T> + ?Sized> Optimizer<T> for &mut O {
@@ -39,6 +50,12 @@ impl<T: Scalar, O: Optimizer<T> + ?Sized> Optimizer<T> for &mut O {
     fn reset(&mut self) {
         (**self).reset()
     }
+    fn learning_rate(&self) -> f64 {
+        (**self).learning_rate()
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        (**self).set_learning_rate(lr)
+    }
 }
 
 impl<T: Scalar, O: Optimizer<T> + ?Sized> Optimizer<T> for Box<O> {
@@ -47,6 +64,12 @@ impl<T: Scalar, O: Optimizer<T> + ?Sized> Optimizer<T> for Box<O> {
     }
     fn reset(&mut self) {
         (**self).reset()
+    }
+    fn learning_rate(&self) -> f64 {
+        (**self).learning_rate()
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        (**self).set_learning_rate(lr)
     }
 }
 
@@ -88,6 +111,14 @@ impl<T: Scalar> Optimizer<T> for GradientDescent {
         for (p, &g) in params.iter_mut().zip(grad) {
             *p -= lr * g;
         }
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
     }
 }
 
@@ -162,6 +193,14 @@ impl<T: Scalar> Optimizer<T> for Momentum<T> {
 
     fn reset(&mut self) {
         self.state.velocity.clear();
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
     }
 }
 
@@ -261,6 +300,14 @@ impl<T: Scalar> Optimizer<T> for Adam<T> {
     fn reset(&mut self) {
         self.state = AdamState::default();
     }
+
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +379,35 @@ mod tests {
         assert_eq!(opt.state.velocity(), &[1.0; 5]);
         opt.reset();
         assert!(opt.state.velocity().is_empty());
+    }
+
+    #[test]
+    fn the_learning_rate_is_read_and_set_and_the_state_kept() {
+        fn check(opt: &mut dyn Optimizer<f64>, lr: f64) {
+            assert_eq!(opt.learning_rate(), lr);
+            let mut theta = [1.0, 1.0];
+            opt.step(&mut theta, &[1.0, -1.0]);
+            opt.set_learning_rate(0.25);
+            assert_eq!(opt.learning_rate(), 0.25);
+            // Through the impl for `&mut O`.
+            fn via<O: Optimizer<f64>>(mut o: O) -> f64 {
+                o.set_learning_rate(0.5);
+                o.learning_rate()
+            }
+            assert_eq!(via(opt), 0.5);
+        }
+        let mut gd = GradientDescent { lr: 0.1 };
+        check(&mut gd, 0.1);
+        assert_eq!(gd.lr, 0.5);
+        let mut m = Momentum::default();
+        check(&mut m, 0.01);
+        assert_eq!((m.lr, m.state.velocity()), (0.5, &[1.0, -1.0][..]));
+        let mut a = Adam::default();
+        check(&mut a, 1e-3);
+        assert_eq!((a.lr, a.state.steps()), (0.5, 1));
+        let mut boxed: Box<dyn Optimizer<f64>> = Box::new(Adam::default());
+        boxed.set_learning_rate(2.0);
+        assert_eq!(boxed.learning_rate(), 2.0);
     }
 
     #[test]

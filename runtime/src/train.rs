@@ -1,5 +1,6 @@
 //! The training loop: epochs of (mini)batches, stopping rules, divergence detection, an optional
-//! progress bar and data-parallel batch gradients.
+//! progress bar and data-parallel batch gradients; learning-rate [`Schedule`]s; a
+//! [`Validation`] set with metrics and [`EarlyStopping`] ([`train_with_validation`]).
 //!
 //! ```
 //! use symnet_runtime::data::Dataset;
@@ -179,6 +180,13 @@ pub struct TrainConfig {
     /// thread. The result equals the serial one up to floating-point summation order. Default
     /// `1`.
     pub threads: usize,
+    /// The learning rate of each epoch, as a function of the optimizer's learning rate when
+    /// training starts (see [`Schedule`]). Default [`Schedule::Constant`].
+    pub schedule: Schedule,
+    /// Stop when the validation loss stops improving, and restore the best parameters (see
+    /// [`EarlyStopping`]). Needs a validation set, that is [`train_with_validation`]; [`train`]
+    /// rejects it with [`TrainError::Config`]. Default `None` (off).
+    pub early_stopping: Option<EarlyStopping>,
 }
 
 impl Default for TrainConfig {
@@ -192,7 +200,230 @@ impl Default for TrainConfig {
             grad_tolerance: None,
             progress: false,
             threads: 1,
+            schedule: Schedule::Constant,
+            early_stopping: None,
         }
+    }
+}
+
+/// A learning-rate schedule: the learning rate of each epoch as a function of the base rate,
+/// the optimizer's learning rate when training starts.
+///
+/// [`train`] sets the optimizer's learning rate ([`Optimizer::set_learning_rate`]) to
+/// [`Schedule::learning_rate`] before each epoch, records it in [`History::learning_rates`],
+/// and sets it back to the base rate when it returns (also on errors). In the formulas, `t` is
+/// the 0-based epoch (the number of epochs before it, the index into [`History`]'s vectors) and
+/// `base` the base rate.
+///
+/// ```
+/// use symnet_runtime::train::Schedule;
+///
+/// let step = Schedule::Step { every: 10, gamma: 0.5 };
+/// assert_eq!(step.learning_rate(0.1, 9), 0.1);
+/// assert_eq!(step.learning_rate(0.1, 10), 0.05);
+/// // 5 epochs of linear warm-up (0.02, 0.04, ..., 0.1), then cosine annealing over 100 epochs.
+/// let cosine = Schedule::Cosine { epochs: 100, min_lr: 1e-4 }.with_warmup(5);
+/// assert_eq!(cosine.learning_rate(0.1, 0), 0.02);
+/// assert_eq!(cosine.learning_rate(0.1, 5), 0.1);
+/// assert_eq!(cosine.learning_rate(0.1, 105), 1e-4);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Schedule {
+    /// `base` every epoch. The default.
+    #[default]
+    Constant,
+    /// Step decay: `base * gamma^floor(t / every)`, the rate multiplied by `gamma` every
+    /// `every` epochs. `every` must be at least 1 and `gamma` finite and non-negative.
+    Step {
+        /// Epochs between decays.
+        every: usize,
+        /// The factor of each decay.
+        gamma: f64,
+    },
+    /// Exponential decay: `base * gamma^t`, the rate multiplied by `gamma` every epoch. `gamma`
+    /// must be finite and non-negative.
+    Exponential {
+        /// The factor per epoch.
+        gamma: f64,
+    },
+    /// Cosine annealing from `base` to `min_lr` over `epochs` epochs:
+    /// `min_lr + (base - min_lr) * (1 + cos(pi * t / epochs)) / 2` for `t <= epochs`, then
+    /// `min_lr`. `epochs` must be at least 1 and `min_lr` finite and non-negative.
+    Cosine {
+        /// The length of the annealing, in epochs.
+        epochs: usize,
+        /// The learning rate at its end (an absolute rate, not a factor of `base`).
+        min_lr: f64,
+    },
+    /// Linear warm-up: `(t + 1) / epochs` times the rate of `then` at its first epoch for the
+    /// first `epochs` epochs (so the last warm-up epoch runs at the full rate), then `then`,
+    /// started afresh (its epoch 0 is the first after the warm-up). Built by
+    /// [`Schedule::with_warmup`].
+    Warmup {
+        /// The length of the warm-up, in epochs (`0`: none).
+        epochs: usize,
+        /// The schedule after the warm-up.
+        then: Box<Schedule>,
+    },
+}
+
+impl Schedule {
+    /// This schedule after `epochs` epochs of linear warm-up (see [`Schedule::Warmup`]); on a
+    /// schedule that already has a warm-up, replaces its length.
+    pub fn with_warmup(self, epochs: usize) -> Schedule {
+        let then = match self {
+            Schedule::Warmup { then, .. } => then,
+            other => Box::new(other),
+        };
+        Schedule::Warmup { epochs, then }
+    }
+
+    /// The learning rate of the 0-based epoch `t` for the base rate `base`.
+    pub fn learning_rate(&self, base: f64, t: usize) -> f64 {
+        let powi = |gamma: f64, k: usize| gamma.powi(k.min(i32::MAX as usize) as i32);
+        match self {
+            Schedule::Constant => base,
+            Schedule::Step { every, gamma } => base * powi(*gamma, t / (*every).max(1)),
+            Schedule::Exponential { gamma } => base * powi(*gamma, t),
+            Schedule::Cosine { epochs, min_lr } => {
+                if t >= *epochs {
+                    return *min_lr;
+                }
+                // Weighted so that t = 0 gives exactly `base`.
+                let w = (1.0 + (std::f64::consts::PI * t as f64 / *epochs as f64).cos()) / 2.0;
+                base * w + min_lr * (1.0 - w)
+            }
+            Schedule::Warmup { epochs, then } => {
+                if t >= *epochs {
+                    then.learning_rate(base, t - epochs)
+                } else {
+                    then.learning_rate(base, 0) * (t + 1) as f64 / *epochs as f64
+                }
+            }
+        }
+    }
+
+    /// Why the schedule's parameters are invalid, if they are.
+    fn check(&self) -> Result<(), String> {
+        let factor = |what: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the schedule's {what} is {v}, but it must be finite and non-negative"
+                ))
+            }
+        };
+        match self {
+            Schedule::Constant => Ok(()),
+            Schedule::Step { every: 0, .. } => {
+                Err("the schedule's `every` must be at least 1".to_string())
+            }
+            Schedule::Step { gamma, .. } | Schedule::Exponential { gamma } => {
+                factor("`gamma`", *gamma)
+            }
+            Schedule::Cosine { epochs: 0, .. } => {
+                Err("the cosine schedule's `epochs` must be at least 1".to_string())
+            }
+            Schedule::Cosine { min_lr, .. } => factor("`min_lr`", *min_lr),
+            Schedule::Warmup { then, .. } => then.check(),
+        }
+    }
+}
+
+/// Early stopping on the validation loss, [`TrainConfig::early_stopping`]. Defaults are
+/// stated per field.
+///
+/// An epoch improves when its validation loss is below the best one so far by more than
+/// `min_delta` (the first epoch with a finite validation loss always improves); the best epoch
+/// is the last one that improved. Training stops with [`StopReason::EarlyStopping`] after
+/// `patience` epochs in a row without improvement.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EarlyStopping {
+    /// Epochs without improvement before stopping; at least 1. Default `10`.
+    pub patience: usize,
+    /// How much lower than the best validation loss a loss must be to count as an improvement;
+    /// finite and non-negative. Default `0.0`.
+    pub min_delta: f64,
+    /// When training ends without an error, however it stopped, set the parameters to those
+    /// after the best epoch ([`History::best_epoch`]). Default `true`.
+    pub restore_best: bool,
+}
+
+impl Default for EarlyStopping {
+    fn default() -> Self {
+        Self {
+            patience: 10,
+            min_delta: 0.0,
+            restore_best: true,
+        }
+    }
+}
+
+impl EarlyStopping {
+    fn check(&self) -> Result<(), String> {
+        if self.patience == 0 {
+            return Err("the early stopping's `patience` must be at least 1".to_string());
+        }
+        if !(self.min_delta.is_finite() && self.min_delta >= 0.0) {
+            return Err(format!(
+                "the early stopping's `min_delta` is {}, but it must be finite and non-negative",
+                self.min_delta
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A metric of [`Validation`]: the model and the validation set in, a number out.
+type MetricFn<'a, M> =
+    Box<dyn FnMut(&M, &Dataset<<M as Model>::Scalar>) -> Result<f64, TrainError> + 'a>;
+
+/// A validation set and named metrics, evaluated after every epoch by
+/// [`train_with_validation`].
+///
+/// After each epoch, the mean per-sample loss on the validation set (as [`mean_loss`]) goes
+/// into [`History::val_losses`] and each metric, called with the model and the validation set,
+/// into [`History::metrics`] under its name. A metric is any
+/// `FnMut(&M, &Dataset<M::Scalar>) -> Result<f64, TrainError>`: [`accuracy`] and [`mean_loss`]
+/// are ones, and a closure may ignore the validation set and evaluate the model on data it
+/// captures (for example the training set). An error of a metric ends training with that
+/// error.
+pub struct Validation<'a, M: Model> {
+    data: &'a Dataset<M::Scalar>,
+    metrics: Vec<(String, MetricFn<'a, M>)>,
+}
+
+impl<'a, M: Model> Validation<'a, M> {
+    /// The validation set `data`, without metrics.
+    pub fn new(data: &'a Dataset<M::Scalar>) -> Self {
+        Self {
+            data,
+            metrics: Vec::new(),
+        }
+    }
+
+    /// Adds a metric recorded under `name` (names need not be unique: each metric has its own
+    /// entry, in the order added).
+    pub fn metric(
+        mut self,
+        name: impl Into<String>,
+        metric: impl FnMut(&M, &Dataset<M::Scalar>) -> Result<f64, TrainError> + 'a,
+    ) -> Self {
+        self.metrics.push((name.into(), Box::new(metric)));
+        self
+    }
+}
+
+impl<M: Model> std::fmt::Debug for Validation<'_, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validation")
+            .field("samples", &self.data.len())
+            .field(
+                "metrics",
+                &self.metrics.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
@@ -205,6 +436,11 @@ pub enum StopReason {
     LossTolerance,
     /// The gradient norm fell to `grad_tolerance`.
     GradTolerance,
+    /// The validation loss did not improve for [`EarlyStopping::patience`] epochs.
+    EarlyStopping {
+        /// The 1-based epoch with the best validation loss ([`History::best_epoch`]).
+        best_epoch: usize,
+    },
 }
 
 /// What [`train`] did, one entry per epoch.
@@ -216,6 +452,19 @@ pub struct History {
     /// The L2 norm of each epoch's mean gradient (for minibatches, the mean of the minibatch
     /// gradients weighted by batch size).
     pub grad_norms: Vec<f64>,
+    /// The mean per-sample loss on the validation set after each epoch (as [`mean_loss`] after
+    /// the epoch's steps); empty without a validation set.
+    pub val_losses: Vec<f64>,
+    /// The learning rate of each epoch, set by [`TrainConfig::schedule`].
+    pub learning_rates: Vec<f64>,
+    /// Each metric of the [`Validation`], by name in the order added, with its value after each
+    /// epoch; empty without a validation set.
+    pub metrics: Vec<(String, Vec<f64>)>,
+    /// With a validation set, the 1-based epoch with the lowest validation loss (with
+    /// [`EarlyStopping`], the last epoch that improved by more than its `min_delta`); `None`
+    /// without one (or while no validation loss was finite). Its entries are at index
+    /// `best_epoch - 1`.
+    pub best_epoch: Option<usize>,
     /// Why training stopped.
     pub stop: StopReason,
 }
@@ -229,6 +478,14 @@ impl History {
     /// The last epoch's loss (`NaN` if no epoch ran).
     pub fn final_loss(&self) -> f64 {
         self.losses.last().copied().unwrap_or(f64::NAN)
+    }
+
+    /// The values of the first metric named `name`, one per epoch.
+    pub fn metric(&self, name: &str) -> Option<&[f64]> {
+        self.metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -252,6 +509,14 @@ pub enum TrainError {
     /// `batch_size` is `Some(0)`.
     #[error("the batch size must be at least 1")]
     ZeroBatchSize,
+    /// A setting of [`TrainConfig`] is invalid: a [`Schedule`] or [`EarlyStopping`] parameter
+    /// out of range, or early stopping without a validation set.
+    #[error("invalid training configuration: {0}")]
+    Config(String),
+    /// The validation set of [`train_with_validation`] failed the checks of the training data
+    /// (the error inside; its rows are the validation set's).
+    #[error("the validation set: {0}")]
+    Validation(Box<TrainError>),
     /// A loss, gradient or parameter became NaN or infinite. The parameters are those before
     /// the failing step (all finite).
     #[error("training diverged at epoch {epoch}: {what} is not finite (loss {loss})")]
@@ -262,8 +527,8 @@ pub enum TrainError {
         what: &'static str,
         /// The loss of the failing batch.
         loss: f64,
-        /// The epochs completed before the failing one.
-        history: History,
+        /// The epochs completed before the failing one (boxed: it is large).
+        history: Box<History>,
     },
     /// A value of the data set is NaN or infinite (checked before the data is used).
     #[error("row {row} of the data set: {what} {column} is not a finite number (rows and columns count from 0)")]
@@ -485,6 +750,10 @@ fn norm<T: Scalar>(v: &[T]) -> f64 {
 /// batch is split into chunks, one zeroed gradient per chunk, then summed. Then the optimizer
 /// takes one step.
 ///
+/// Before each epoch the optimizer's learning rate is set by `config.schedule` from its value
+/// when `train` was called ([`Schedule`]); that value is restored when `train` returns, with or
+/// without an error.
+///
 /// Training stops after `config.epochs` epochs or when a tolerance is met. A NaN or infinite loss,
 /// gradient or parameter stops it with [`TrainError::Diverged`], with the parameters restored
 /// to their last finite values. Results are deterministic for a given configuration (seed and
@@ -494,7 +763,8 @@ fn norm<T: Scalar>(v: &[T]) -> f64 {
 /// ([`TrainError::Shape`]), it must not be empty, every value must be finite
 /// ([`TrainError::NonFinite`]), and every target row must be what the loss needs
 /// ([`Model::targets`], [`TrainError::Targets`]: for example rows that sum to 1 for
-/// `cross_entropy`).
+/// `cross_entropy`). So is the configuration ([`TrainError::Config`]); `config.early_stopping`
+/// needs a validation set, given by [`train_with_validation`].
 pub fn train<M, O>(
     net: &mut M,
     data: &Dataset<M::Scalar>,
@@ -505,13 +775,103 @@ where
     M: Model + Send + Sync,
     O: Optimizer<M::Scalar> + ?Sized,
 {
+    run(net, data, None, opt, config)
+}
+
+/// Trains `net` on `data` with `opt` as [`train`] does, and evaluates it on a validation set
+/// after every epoch: its loss, the metrics of `validation`, and with
+/// [`TrainConfig::early_stopping`], early stopping on the validation loss.
+///
+/// The validation set is checked as the training data is (widths, finite values, targets;
+/// errors are wrapped in [`TrainError::Validation`]). The history's
+/// [`val_losses`](History::val_losses), [`metrics`](History::metrics) and
+/// [`best_epoch`](History::best_epoch) are filled in. With [`EarlyStopping`], training also
+/// stops after [`patience`](EarlyStopping::patience) epochs without improvement
+/// ([`StopReason::EarlyStopping`]), and with [`restore_best`](EarlyStopping::restore_best) the
+/// parameters end as they were after the best epoch (whatever the reason training stopped).
+///
+/// ```
+/// use symnet_runtime::data::Dataset;
+/// use symnet_runtime::interp::{Activation, InterpNet, Loss};
+/// use symnet_runtime::optim::Adam;
+/// use symnet_runtime::train::{
+///     accuracy, train_with_validation, EarlyStopping, Schedule, TrainConfig, Validation,
+/// };
+///
+/// // Is x > 0.3? Training samples on a grid, validation samples between them.
+/// let label = |x: f64| if x > 0.3 { 1.0 } else { 0.0 };
+/// let xs: Vec<f64> = (0..40).map(|i| i as f64 / 20.0 - 1.0).collect();
+/// let vs: Vec<f64> = (0..20).map(|i| i as f64 / 10.0 - 0.975).collect();
+/// let data = Dataset::new(xs.clone(), xs.iter().map(|&x| label(x)).collect(), 1, 1)?;
+/// let valid = Dataset::new(vs.clone(), vs.iter().map(|&x| label(x)).collect(), 1, 1)?;
+/// let mut net = InterpNet::<f64>::builder(1)
+///     .dense(1, Activation::Sigmoid)
+///     .loss(Loss::BinaryCrossEntropy)
+///     .build()?;
+/// let config = TrainConfig {
+///     epochs: 300,
+///     schedule: Schedule::Cosine { epochs: 300, min_lr: 1e-3 }.with_warmup(10),
+///     early_stopping: Some(EarlyStopping { patience: 20, ..Default::default() }),
+///     ..Default::default()
+/// };
+/// let mut opt = Adam { lr: 0.1, ..Default::default() };
+/// let validation = Validation::new(&valid).metric("accuracy", accuracy);
+/// let history = train_with_validation(&mut net, &data, validation, &mut opt, &config)?;
+///
+/// assert_eq!(history.val_losses.len(), history.epochs());
+/// assert_eq!(history.learning_rates[0], 0.01); // the first warm-up epoch: 0.1 / 10
+/// assert_eq!(opt.lr, 0.1); // restored
+/// let best = history.best_epoch.unwrap();
+/// assert_eq!(history.metric("accuracy").unwrap()[best - 1], 1.0);
+/// assert_eq!(accuracy(&net, &valid)?, 1.0); // the parameters of the best epoch
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn train_with_validation<M, O>(
+    net: &mut M,
+    data: &Dataset<M::Scalar>,
+    validation: Validation<'_, M>,
+    opt: &mut O,
+    config: &TrainConfig,
+) -> Result<History, TrainError>
+where
+    M: Model + Send + Sync,
+    O: Optimizer<M::Scalar> + ?Sized,
+{
+    run(net, data, Some(validation), opt, config)
+}
+
+/// [`train`] and [`train_with_validation`]: the checks, the thread pool and the progress bar
+/// around [`epochs`], and the learning rate restored after it.
+fn run<M, O>(
+    net: &mut M,
+    data: &Dataset<M::Scalar>,
+    validation: Option<Validation<'_, M>>,
+    opt: &mut O,
+    config: &TrainConfig,
+) -> Result<History, TrainError>
+where
+    M: Model + Send + Sync,
+    O: Optimizer<M::Scalar> + ?Sized,
+{
     check_data(net, data)?;
+    if let Some(v) = &validation {
+        check_data(net, v.data).map_err(|e| TrainError::Validation(Box::new(e)))?;
+    }
     let n = data.len();
     let batch = match config.batch_size {
         Some(0) => return Err(TrainError::ZeroBatchSize),
         Some(b) => b.min(n),
         None => n,
     };
+    config.schedule.check().map_err(TrainError::Config)?;
+    if let Some(early) = &config.early_stopping {
+        early.check().map_err(TrainError::Config)?;
+        if validation.is_none() {
+            return Err(TrainError::Config(
+                "early stopping needs a validation set (use `train_with_validation`)".to_string(),
+            ));
+        }
+    }
     let pool = match config.threads {
         1 => Pool::Serial,
         0 => Pool::Global,
@@ -529,6 +889,36 @@ where
         indicatif::ProgressBar::hidden()
     };
 
+    let base_lr = opt.learning_rate();
+    let result = epochs(
+        net, data, validation, opt, config, batch, &pool, &bar, base_lr,
+    );
+    opt.set_learning_rate(base_lr);
+    match &result {
+        Ok(_) => bar.finish_and_clear(),
+        Err(_) => bar.abandon(),
+    }
+    result
+}
+
+/// The epochs of [`run`], with the learning rate of each set from `base_lr`.
+#[allow(clippy::too_many_arguments)]
+fn epochs<M, O>(
+    net: &mut M,
+    data: &Dataset<M::Scalar>,
+    mut validation: Option<Validation<'_, M>>,
+    opt: &mut O,
+    config: &TrainConfig,
+    batch: usize,
+    pool: &Pool,
+    bar: &indicatif::ProgressBar,
+    base_lr: f64,
+) -> Result<History, TrainError>
+where
+    M: Model + Send + Sync,
+    O: Optimizer<M::Scalar> + ?Sized,
+{
+    let n = data.len();
     let mut rng = SplitMix64::new(config.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let params_len = net.param_slice().len();
@@ -539,10 +929,26 @@ where
     let mut history = History {
         losses: Vec::new(),
         grad_norms: Vec::new(),
+        val_losses: Vec::new(),
+        learning_rates: Vec::new(),
+        metrics: validation
+            .iter()
+            .flat_map(|v| &v.metrics)
+            .map(|(name, _)| (name.clone(), Vec::new()))
+            .collect(),
+        best_epoch: None,
         stop: StopReason::MaxEpochs,
     };
+    // Early stopping: the best validation loss, the epochs since it, the parameters after it.
+    let min_delta = config.early_stopping.map_or(0.0, |e| e.min_delta);
+    let restore_best = config.early_stopping.is_some_and(|e| e.restore_best);
+    let mut best_loss = f64::INFINITY;
+    let mut waited = 0usize;
+    let mut best_params = Vec::new();
 
     for epoch in 1..=config.epochs {
+        let lr = config.schedule.learning_rate(base_lr, epoch - 1);
+        opt.set_learning_rate(lr);
         if batch < n && config.shuffle {
             shuffle(&mut order, &mut rng);
         }
@@ -554,14 +960,12 @@ where
                 epoch,
                 what,
                 loss: loss / idx.len() as f64,
-                history: history.clone(),
+                history: Box::new(history.clone()),
             };
             if !loss.is_finite() {
-                bar.abandon();
                 return Err(diverged("the loss"));
             }
             if !grad.iter().all(|g| g.is_finite()) {
-                bar.abandon();
                 return Err(diverged("the gradient"));
             }
             epoch_loss += loss;
@@ -573,7 +977,6 @@ where
             opt.step(net.param_slice_mut(), &grad);
             if !net.param_slice().iter().all(|p| p.is_finite()) {
                 net.param_slice_mut().copy_from_slice(&backup);
-                bar.abandon();
                 return Err(diverged("a parameter"));
             }
         }
@@ -582,7 +985,28 @@ where
         let prev = history.losses.last().copied();
         history.losses.push(loss);
         history.grad_norms.push(gnorm);
-        bar.set_message(format!("loss {loss:.6e}"));
+        history.learning_rates.push(lr);
+        let mut message = format!("loss {loss:.6e}");
+        if let Some(v) = &mut validation {
+            let val_loss = loss_sum(net, v.data) / v.data.len() as f64;
+            history.val_losses.push(val_loss);
+            for ((_, metric), (_, values)) in v.metrics.iter_mut().zip(&mut history.metrics) {
+                values.push(metric(net, v.data)?);
+            }
+            if val_loss < best_loss - min_delta {
+                best_loss = val_loss;
+                waited = 0;
+                history.best_epoch = Some(epoch);
+                if restore_best {
+                    best_params.clear();
+                    best_params.extend_from_slice(net.param_slice());
+                }
+            } else if history.best_epoch.is_some() {
+                waited += 1;
+            }
+            message.push_str(&format!(", validation loss {val_loss:.6e}"));
+        }
+        bar.set_message(message);
         bar.inc(1);
         if config.grad_tolerance.is_some_and(|tol| gnorm <= tol) {
             history.stop = StopReason::GradTolerance;
@@ -594,9 +1018,24 @@ where
                 break;
             }
         }
+        if let (Some(early), Some(best_epoch)) = (config.early_stopping, history.best_epoch) {
+            if waited >= early.patience {
+                history.stop = StopReason::EarlyStopping { best_epoch };
+                break;
+            }
+        }
     }
-    bar.finish_and_clear();
+    if restore_best && history.best_epoch.is_some_and(|b| b != history.epochs()) {
+        net.param_slice_mut().copy_from_slice(&best_params);
+    }
     Ok(history)
+}
+
+/// The sum of the per-sample losses of `net` over `data` (not checked).
+fn loss_sum<M: Model>(net: &M, data: &Dataset<M::Scalar>) -> f64 {
+    (0..data.len())
+        .map(|i| net.sample_loss(data.x(i), data.y(i)).to_f64())
+        .sum()
 }
 
 /// The mean per-sample loss of `net` over `data`: NaN if the loss of any sample is NaN (for
@@ -604,10 +1043,7 @@ where
 /// values, targets that the loss accepts).
 pub fn mean_loss<M: Model>(net: &M, data: &Dataset<M::Scalar>) -> Result<f64, TrainError> {
     check_data(net, data)?;
-    let sum: f64 = (0..data.len())
-        .map(|i| net.sample_loss(data.x(i), data.y(i)).to_f64())
-        .sum();
-    Ok(sum / data.len() as f64)
+    Ok(loss_sum(net, data) / data.len() as f64)
 }
 
 /// The fraction of samples classified correctly: for several outputs, the argmax of the output
@@ -1272,5 +1708,500 @@ pub(crate) mod tests {
         .unwrap();
         assert!(h.final_loss() < 0.01, "{}", h.final_loss());
         assert_eq!(accuracy(&net, &data).unwrap(), 1.0);
+    }
+
+    #[test]
+    fn schedules_give_exact_learning_rates() {
+        let base = 0.1;
+        let lr = |s: &Schedule, t| s.learning_rate(base, t);
+        assert_eq!(Schedule::default(), Schedule::Constant);
+        assert_eq!(TrainConfig::default().schedule, Schedule::Constant);
+        assert_eq!(lr(&Schedule::Constant, 0), base);
+        assert_eq!(lr(&Schedule::Constant, 1000), base);
+
+        let step = Schedule::Step {
+            every: 3,
+            gamma: 0.5,
+        };
+        let got: Vec<f64> = (0..8).map(|t| step.learning_rate(0.8, t)).collect();
+        assert_eq!(got, [0.8, 0.8, 0.8, 0.4, 0.4, 0.4, 0.2, 0.2]);
+
+        let exp = Schedule::Exponential { gamma: 0.5 };
+        let got: Vec<f64> = (0..4).map(|t| exp.learning_rate(0.8, t)).collect();
+        assert_eq!(got, [0.8, 0.4, 0.2, 0.1]);
+        assert_eq!(exp.learning_rate(0.8, usize::MAX), 0.0);
+
+        let cos = Schedule::Cosine {
+            epochs: 4,
+            min_lr: 0.01,
+        };
+        assert_eq!(lr(&cos, 0), 0.1);
+        let w = (1.0 + std::f64::consts::FRAC_1_SQRT_2) / 2.0;
+        assert!((lr(&cos, 1) - (0.01 + 0.09 * w)).abs() < 1e-15);
+        assert!((lr(&cos, 2) - 0.055).abs() < 1e-15);
+        assert!((lr(&cos, 3) - (0.01 + 0.09 * (1.0 - w))).abs() < 1e-15);
+        assert_eq!(lr(&cos, 4), 0.01);
+        assert_eq!(lr(&cos, 50), 0.01);
+        // Decreasing in between.
+        assert!(lr(&cos, 1) > lr(&cos, 2) && lr(&cos, 2) > lr(&cos, 3));
+    }
+
+    #[test]
+    fn warmup_ramps_linearly_then_starts_the_schedule() {
+        let s = Schedule::Exponential { gamma: 0.5 }.with_warmup(4);
+        let got: Vec<f64> = (0..7).map(|t| s.learning_rate(0.5, t)).collect();
+        assert_eq!(got, [0.125, 0.25, 0.375, 0.5, 0.5, 0.25, 0.125]);
+        // A second `with_warmup` replaces the length; 0 epochs is no warm-up.
+        let s = s.with_warmup(2);
+        assert_eq!(
+            s,
+            Schedule::Warmup {
+                epochs: 2,
+                then: Box::new(Schedule::Exponential { gamma: 0.5 })
+            }
+        );
+        assert_eq!(s.learning_rate(0.5, 0), 0.25);
+        let none = Schedule::Cosine {
+            epochs: 10,
+            min_lr: 0.0,
+        }
+        .with_warmup(0);
+        assert_eq!(none.learning_rate(0.5, 0), 0.5);
+        assert_eq!(none.learning_rate(0.5, 10), 0.0);
+        // With cosine annealing: the annealing starts after the warm-up.
+        let s = Schedule::Cosine {
+            epochs: 10,
+            min_lr: 0.0,
+        }
+        .with_warmup(5);
+        assert_eq!(s.learning_rate(1.0, 0), 0.2);
+        assert_eq!(s.learning_rate(1.0, 4), 1.0);
+        assert_eq!(s.learning_rate(1.0, 5), 1.0);
+        assert_eq!(s.learning_rate(1.0, 15), 0.0);
+    }
+
+    #[test]
+    fn training_follows_the_schedule_and_restores_the_learning_rate() {
+        let (data, _) = regression(32);
+        // The rate drops to 0 after 3 epochs: the parameters stop where 3 epochs left them.
+        let mut three = Linear::<f64>::init(1);
+        let config = TrainConfig {
+            epochs: 3,
+            ..Default::default()
+        };
+        let h = train(&mut three, &data, &mut GradientDescent { lr: 0.1 }, &config).unwrap();
+        assert_eq!(h.learning_rates, [0.1; 3]);
+        let mut net = Linear::<f64>::init(1);
+        let mut opt = GradientDescent { lr: 0.1 };
+        let config = TrainConfig {
+            epochs: 10,
+            schedule: Schedule::Step {
+                every: 3,
+                gamma: 0.0,
+            },
+            ..Default::default()
+        };
+        let h = train(&mut net, &data, &mut opt, &config).unwrap();
+        assert_eq!(net.p, three.p);
+        assert_eq!(h.learning_rates.len(), 10);
+        assert_eq!(h.learning_rates[..4], [0.1, 0.1, 0.1, 0.0]);
+        assert_eq!(opt.lr, 0.1);
+
+        // Every optimizer, with warm-up: the recorded rates are the schedule's, and the rate is
+        // restored afterwards.
+        let schedule = Schedule::Exponential { gamma: 0.5 }.with_warmup(4);
+        let config = TrainConfig {
+            epochs: 6,
+            batch_size: Some(8),
+            schedule: schedule.clone(),
+            ..Default::default()
+        };
+        let want: Vec<f64> = (0..6).map(|t| schedule.learning_rate(0.5, t)).collect();
+        assert_eq!(want, [0.125, 0.25, 0.375, 0.5, 0.5, 0.25]);
+        let opts: [Box<dyn Optimizer<f64>>; 3] = [
+            Box::new(GradientDescent { lr: 0.5 }),
+            Box::new(Momentum {
+                lr: 0.5,
+                ..Default::default()
+            }),
+            Box::new(Adam {
+                lr: 0.5,
+                ..Default::default()
+            }),
+        ];
+        for mut opt in opts {
+            let mut net = Linear::<f64>::init(2);
+            let h = train(&mut net, &data, &mut opt, &config).unwrap();
+            assert_eq!(h.learning_rates, want);
+            assert_eq!(opt.learning_rate(), 0.5);
+        }
+
+        // Restored after an error too; the history of a divergence has the completed epochs'.
+        let mut opt = GradientDescent { lr: 1e3 };
+        let config = TrainConfig {
+            epochs: 10_000,
+            schedule: Schedule::Exponential { gamma: 0.99 },
+            ..Default::default()
+        };
+        let e = train(&mut Linear::<f64>::init(4), &data, &mut opt, &config).unwrap_err();
+        match e {
+            TrainError::Diverged { epoch, history, .. } => {
+                assert_eq!(history.learning_rates.len(), epoch - 1);
+            }
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(opt.lr, 1e3);
+    }
+
+    /// The regression data, a validation set whose targets are the outputs of the linear model
+    /// after `k` epochs of full-batch gradient descent on it (so that the validation loss is 0
+    /// after epoch `k` and positive before and after), and those parameters.
+    fn validation_minimum_at(k: usize) -> (Dataset<f64>, Dataset<f64>, [f64; 3]) {
+        let (data, _) = regression(64);
+        let mut net = Linear::<f64>::init(1);
+        let config = TrainConfig {
+            epochs: k,
+            ..Default::default()
+        };
+        train(&mut net, &data, &mut GradientDescent { lr: 0.1 }, &config).unwrap();
+        let mut r = SplitMix64::new(11);
+        let xs: Vec<f64> = (0..40).map(|_| r.uniform(-1.0, 1.0)).collect();
+        let ys = xs
+            .chunks(2)
+            .map(|x| {
+                let mut o = [0.0];
+                net.forward_slice(x, &mut o);
+                o[0]
+            })
+            .collect();
+        (data, Dataset::new(xs, ys, 2, 1).unwrap(), net.p)
+    }
+
+    /// The parameters after `epochs` epochs of the training of [`validation_minimum_at`].
+    fn params_after(data: &Dataset<f64>, epochs: usize) -> [f64; 3] {
+        let mut net = Linear::<f64>::init(1);
+        let config = TrainConfig {
+            epochs,
+            ..Default::default()
+        };
+        train(&mut net, data, &mut GradientDescent { lr: 0.1 }, &config).unwrap();
+        net.p
+    }
+
+    #[test]
+    fn early_stopping_stops_after_patience_and_restores_the_best_parameters() {
+        let k = 20;
+        let (data, valid, best) = validation_minimum_at(k);
+        let early = EarlyStopping {
+            patience: 5,
+            ..Default::default()
+        };
+        let config = TrainConfig {
+            epochs: 1000,
+            early_stopping: Some(early),
+            ..Default::default()
+        };
+        let mut net = Linear::<f64>::init(1);
+        let mut opt = GradientDescent { lr: 0.1 };
+        let h = train_with_validation(&mut net, &data, Validation::new(&valid), &mut opt, &config)
+            .unwrap();
+        assert_eq!(h.stop, StopReason::EarlyStopping { best_epoch: k });
+        assert_eq!(h.best_epoch, Some(k));
+        assert_eq!(h.epochs(), k + 5);
+        assert_eq!(h.val_losses[k - 1], 0.0);
+        assert!(h.val_losses[..k - 1].windows(2).all(|w| w[1] < w[0]));
+        assert!(h.val_losses[k..].iter().all(|&l| l > 0.0));
+        assert_eq!(net.p, best);
+        // The training itself is that of `train`.
+        assert_eq!(h.losses, {
+            let mut n = Linear::<f64>::init(1);
+            let c = TrainConfig {
+                epochs: k + 5,
+                ..Default::default()
+            };
+            train(&mut n, &data, &mut GradientDescent { lr: 0.1 }, &c)
+                .unwrap()
+                .losses
+        });
+
+        // Without restoring: the parameters of the last epoch.
+        let config = TrainConfig {
+            early_stopping: Some(EarlyStopping {
+                restore_best: false,
+                ..early
+            }),
+            ..config
+        };
+        let mut net = Linear::<f64>::init(1);
+        let v = Validation::new(&valid);
+        let h = train_with_validation(&mut net, &data, v, &mut opt, &config).unwrap();
+        assert_eq!(h.stop, StopReason::EarlyStopping { best_epoch: k });
+        assert_eq!(net.p, params_after(&data, k + 5));
+
+        // Restored whatever the reason training stopped: here the epoch limit, before patience.
+        let config = TrainConfig {
+            epochs: k + 3,
+            early_stopping: Some(early),
+            ..Default::default()
+        };
+        let mut net = Linear::<f64>::init(1);
+        let v = Validation::new(&valid);
+        let h = train_with_validation(&mut net, &data, v, &mut opt, &config).unwrap();
+        assert_eq!((h.stop, h.best_epoch), (StopReason::MaxEpochs, Some(k)));
+        assert_eq!(net.p, best);
+
+        // Without early stopping: the best epoch is recorded, the parameters are the last ones.
+        let config = TrainConfig {
+            epochs: k + 10,
+            ..Default::default()
+        };
+        let mut net = Linear::<f64>::init(1);
+        let v = Validation::new(&valid);
+        let h = train_with_validation(&mut net, &data, v, &mut opt, &config).unwrap();
+        assert_eq!((h.stop, h.best_epoch), (StopReason::MaxEpochs, Some(k)));
+        assert_eq!(net.p, params_after(&data, k + 10));
+    }
+
+    #[test]
+    fn min_delta_decides_what_counts_as_an_improvement() {
+        let (data, valid, _) = validation_minimum_at(20);
+        // Nothing improves by 1e9: the first epoch stays the best.
+        let config = TrainConfig {
+            epochs: 1000,
+            early_stopping: Some(EarlyStopping {
+                patience: 3,
+                min_delta: 1e9,
+                restore_best: true,
+            }),
+            ..Default::default()
+        };
+        let mut net = Linear::<f64>::init(1);
+        let v = Validation::new(&valid);
+        let mut opt = GradientDescent { lr: 0.1 };
+        let h = train_with_validation(&mut net, &data, v, &mut opt, &config).unwrap();
+        assert_eq!(h.stop, StopReason::EarlyStopping { best_epoch: 1 });
+        assert_eq!((h.epochs(), h.best_epoch), (4, Some(1)));
+        assert_eq!(net.p, params_after(&data, 1));
+    }
+
+    #[test]
+    fn metrics_are_recorded_every_epoch() {
+        let (data, valid, _) = validation_minimum_at(5);
+        let mut calls = 0;
+        let validation = Validation::new(&valid)
+            .metric("loss again", mean_loss)
+            .metric("calls", |_: &Linear<f64>, _: &Dataset<f64>| {
+                calls += 1;
+                Ok(calls as f64)
+            })
+            .metric("train loss", |net: &Linear<f64>, _: &Dataset<f64>| {
+                mean_loss(net, &data)
+            });
+        assert_eq!(
+            format!("{validation:?}"),
+            r#"Validation { samples: 20, metrics: ["loss again", "calls", "train loss"] }"#
+        );
+        let config = TrainConfig {
+            epochs: 7,
+            ..Default::default()
+        };
+        let mut net = Linear::<f64>::init(1);
+        let mut opt = GradientDescent { lr: 0.1 };
+        let h = train_with_validation(&mut net, &data, validation, &mut opt, &config).unwrap();
+        assert_eq!(calls, 7);
+        assert_eq!(h.epochs(), 7);
+        for v in [&h.losses, &h.grad_norms, &h.val_losses, &h.learning_rates] {
+            assert_eq!(v.len(), 7);
+        }
+        let names: Vec<&str> = h.metrics.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["loss again", "calls", "train loss"]);
+        assert_eq!(h.metric("loss again").unwrap(), h.val_losses);
+        assert_eq!(
+            h.metric("calls").unwrap(),
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+        );
+        assert_eq!(h.metric("nope"), None);
+        // The training loss after epoch i is the loss computed during epoch i + 1 (full batch).
+        let after = h.metric("train loss").unwrap();
+        for (a, l) in after.iter().zip(&h.losses[1..]) {
+            assert!((a - l).abs() <= 1e-15 * l);
+        }
+        assert_eq!(*after.last().unwrap(), mean_loss(&net, &data).unwrap());
+        assert_eq!(
+            h.metric("loss again").unwrap()[6],
+            mean_loss(&net, &valid).unwrap()
+        );
+
+        // Without a validation set the new entries are empty.
+        let h = train(&mut net, &data, &mut opt, &config).unwrap();
+        assert!(h.val_losses.is_empty() && h.metrics.is_empty() && h.best_epoch.is_none());
+        assert_eq!(h.learning_rates.len(), 7);
+
+        // A metric's error ends training with it; the learning rate is restored.
+        let v = Validation::new(&valid).metric("fails", |_: &Linear<f64>, _: &Dataset<f64>| {
+            Err(TrainError::EmptyDataset)
+        });
+        let config = TrainConfig {
+            schedule: Schedule::Exponential { gamma: 0.5 },
+            ..config
+        };
+        let e = train_with_validation(&mut net, &data, v, &mut opt, &config).unwrap_err();
+        assert!(matches!(e, TrainError::EmptyDataset), "{e:?}");
+        assert_eq!(opt.lr, 0.1);
+    }
+
+    #[test]
+    fn validation_accuracy_of_a_classifier() {
+        // Validation accuracy per epoch of an interpreted classifier, with `accuracy` itself as
+        // the metric.
+        let label = |x: f64| if x > 0.3 { 1.0 } else { 0.0 };
+        let xs: Vec<f64> = (0..40).map(|i| i as f64 / 20.0 - 1.0).collect();
+        let vs: Vec<f64> = (0..20).map(|i| i as f64 / 10.0 - 0.975).collect();
+        let data = Dataset::new(xs.clone(), xs.iter().map(|&x| label(x)).collect(), 1, 1).unwrap();
+        let valid = Dataset::new(vs.clone(), vs.iter().map(|&x| label(x)).collect(), 1, 1).unwrap();
+        let mut net = sigmoid1();
+        let config = TrainConfig {
+            epochs: 200,
+            ..Default::default()
+        };
+        let mut opt = Adam {
+            lr: 0.1,
+            ..Default::default()
+        };
+        let v = Validation::new(&valid).metric("accuracy", accuracy);
+        let h = train_with_validation(&mut net, &data, v, &mut opt, &config).unwrap();
+        let acc = h.metric("accuracy").unwrap();
+        assert_eq!(acc.len(), 200);
+        assert!(acc[0] < 1.0, "{acc:?}");
+        assert_eq!(*acc.last().unwrap(), 1.0);
+        assert_eq!(*acc.last().unwrap(), accuracy(&net, &valid).unwrap());
+    }
+
+    #[test]
+    fn validation_data_and_configuration_are_checked() {
+        let (data, valid, _) = validation_minimum_at(1);
+        let mut net = Linear::<f64>::init(1);
+        let mut opt = GradientDescent { lr: 0.1 };
+        let config = TrainConfig {
+            epochs: 3,
+            ..Default::default()
+        };
+        let mut run = |valid: &Dataset<f64>, config: &TrainConfig| {
+            train_with_validation(&mut net, &data, Validation::new(valid), &mut opt, config)
+                .unwrap_err()
+        };
+        let wide = Dataset::<f64>::new(vec![0.0; 6], vec![0.0; 2], 3, 1).unwrap();
+        let e = run(&wide, &config);
+        assert!(
+            matches!(&e, TrainError::Validation(inner) if matches!(**inner, TrainError::Shape { what: "inputs", network: 2, data: 3 })),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("the validation set: the data set has 3 inputs per sample"),
+            "{e}"
+        );
+        let two_outputs = Dataset::<f64>::new(vec![0.0; 4], vec![0.0; 4], 2, 2).unwrap();
+        let e = run(&two_outputs, &config);
+        assert!(
+            matches!(&e, TrainError::Validation(inner) if matches!(**inner, TrainError::Shape { what: "outputs", .. })),
+            "{e:?}"
+        );
+        let empty = Dataset::<f64>::new(vec![], vec![], 2, 1).unwrap();
+        let e = run(&empty, &config);
+        assert!(
+            matches!(&e, TrainError::Validation(inner) if matches!(**inner, TrainError::EmptyDataset)),
+            "{e:?}"
+        );
+        let nan = Dataset::new(vec![0.0, 0.0, 1.0, f64::NAN], vec![0.0, 1.0], 2, 1).unwrap();
+        let e = run(&nan, &config);
+        assert!(
+            matches!(&e, TrainError::Validation(inner) if matches!(**inner, TrainError::NonFinite { row: 1, what: "input", column: 1 })),
+            "{e:?}"
+        );
+
+        // Invalid settings.
+        let bad = |schedule: Schedule, early: Option<EarlyStopping>| TrainConfig {
+            epochs: 3,
+            schedule,
+            early_stopping: early,
+            ..Default::default()
+        };
+        let patience = |patience, min_delta| {
+            Some(EarlyStopping {
+                patience,
+                min_delta,
+                ..Default::default()
+            })
+        };
+        let cases = [
+            (
+                bad(
+                    Schedule::Step {
+                        every: 0,
+                        gamma: 0.5,
+                    },
+                    None,
+                ),
+                "`every` must be at least 1",
+            ),
+            (
+                bad(Schedule::Exponential { gamma: -0.5 }, None),
+                "`gamma` is -0.5",
+            ),
+            (
+                bad(
+                    Schedule::Step {
+                        every: 2,
+                        gamma: f64::NAN,
+                    }
+                    .with_warmup(3),
+                    None,
+                ),
+                "`gamma` is NaN",
+            ),
+            (
+                bad(
+                    Schedule::Cosine {
+                        epochs: 0,
+                        min_lr: 0.0,
+                    },
+                    None,
+                ),
+                "`epochs` must be at least 1",
+            ),
+            (
+                bad(
+                    Schedule::Cosine {
+                        epochs: 5,
+                        min_lr: f64::INFINITY,
+                    },
+                    None,
+                ),
+                "`min_lr` is inf",
+            ),
+            (bad(Schedule::Constant, patience(0, 0.0)), "`patience`"),
+            (
+                bad(Schedule::Constant, patience(1, -1.0)),
+                "`min_delta` is -1",
+            ),
+        ];
+        for (config, want) in &cases {
+            let e = run(&valid, config);
+            assert!(
+                matches!(&e, TrainError::Config(m) if m.contains(want)),
+                "{e:?} vs {want}"
+            );
+            assert!(e.to_string().starts_with("invalid training configuration"));
+        }
+        assert_eq!(opt.lr, 0.1);
+
+        // Early stopping needs a validation set.
+        let config = bad(Schedule::Constant, Some(EarlyStopping::default()));
+        let e = train(&mut net, &data, &mut opt, &config).unwrap_err();
+        assert!(
+            matches!(&e, TrainError::Config(m) if m.contains("needs a validation set")),
+            "{e:?}"
+        );
     }
 }
