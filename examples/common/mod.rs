@@ -296,6 +296,9 @@ pub fn scatter_plot(
     Ok(())
 }
 
+/// A classifier's probability of class 1 at a point of the plane.
+pub type Probability<'a> = dyn Fn(f64, f64) -> f64 + 'a;
+
 /// Decision surfaces of binary classifiers side by side: for each `(name, p)`, `p(x1, x2)` (the
 /// probability of class 1) shaded from blue (0) through white (0.5) to red (1) over
 /// `[lo, hi]^2`, the 0.5 contour where the shading turns, and the labelled `points` on top
@@ -304,7 +307,7 @@ pub fn decision_surfaces(
     path: &Path,
     title: &str,
     (lo, hi): (f64, f64),
-    panels: &[(&str, &dyn Fn(f64, f64) -> f64)],
+    panels: &[(&str, &Probability)],
     points: &[((f64, f64), bool)],
 ) -> Result<()> {
     const CELLS: usize = 80;

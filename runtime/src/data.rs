@@ -19,7 +19,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Scalar, SplitMix64, MAX_WIDTH};
+use crate::{Network, Scalar, SplitMix64, MAX_WIDTH};
 
 /// The most bytes of a cell's text or a column's name that an error keeps (see [`excerpt`]).
 pub(crate) const EXCERPT_BYTES: usize = 64;
@@ -144,6 +144,11 @@ pub enum DataError {
     /// A test fraction outside `[0, 1]`.
     #[error("the test fraction must be in [0, 1], got {0}")]
     Fraction(f64),
+    /// Statistics given to [`Standardizer::new`] or [`Standardizer::with_targets`] are unusable:
+    /// lengths that differ or are zero, a mean that is not finite, a standard deviation that is
+    /// not positive and finite.
+    #[error("standardizer statistics: {0}")]
+    Statistics(String),
 }
 
 /// How the last CSV column (the target) becomes the `y` row of a sample.
@@ -586,8 +591,15 @@ pub fn one_hot<T: Scalar>(labels: &[usize], classes: usize) -> Result<Vec<T>, Da
     Ok(out)
 }
 
-/// Per-feature standardization `(x - mean) / std`, fitted on a training split and applied to
-/// every split. Columns with zero variance are only centered (their scale is left at 1).
+/// Per-column standardization `(v - mean) / std` of the features and, optionally, of the
+/// targets: fitted on a training split, applied to every split, and saved with the weights
+/// ([`io::save_model`](crate::io::save_model)) so that a reloaded model takes and gives values in
+/// raw units.
+///
+/// [`Standardizer::fit`] fits the features only (the targets are left as they are: class labels,
+/// probabilities); [`Standardizer::fit_with_targets`] fits the targets as well, for regression.
+/// [`Standardizer::new`] and [`Standardizer::with_targets`] build one from known statistics.
+/// Columns with zero variance are only centered (their scale is left at 1).
 ///
 /// ```
 /// use symnet_runtime::data::{Dataset, Standardizer};
@@ -599,59 +611,183 @@ pub fn one_hot<T: Scalar>(labels: &[usize], classes: usize) -> Result<Vec<T>, Da
 /// assert_eq!(t.x(0), &[-1.0, 0.0]);
 /// # Ok::<(), symnet_runtime::data::DataError>(())
 /// ```
+///
+/// A regression data set, features and target standardized by one object, and a prediction in
+/// raw units:
+///
+/// ```
+/// use symnet_runtime::data::{Dataset, Standardizer};
+/// let train = Dataset::<f64>::new(vec![1.0, 3.0], vec![10.0, 30.0], 1, 1)?;
+/// let s = Standardizer::fit_with_targets(&train);
+/// assert_eq!((s.target_mean(), s.target_std()), (Some(&[20.0][..]), Some(&[10.0][..])));
+/// let t = s.transform(&train); // x and y standardized
+/// assert_eq!((t.xs(), t.ys()), (&[-1.0, 1.0][..], &[-1.0, 1.0][..]));
+/// let mut out = [0.5]; // a network's output, in standardized units
+/// s.unscale_target(&mut out);
+/// assert_eq!(out, [25.0]);
+/// # Ok::<(), symnet_runtime::data::DataError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Standardizer {
     mean: Vec<f64>,
     std: Vec<f64>,
+    /// The targets' means and scales, if fitted.
+    target: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+/// The mean and (population) standard deviation of each of the `width` columns of the row-major
+/// `values`; a scale of zero (or not finite) becomes 1, and no rows give mean 0 and scale 1.
+fn column_stats<T: Scalar>(values: &[T], width: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = values.len() / width.max(1);
+    let mut mean = vec![0.0; width];
+    for row in values.chunks_exact(width.max(1)) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += v.to_f64();
+        }
+    }
+    for m in &mut mean {
+        *m /= n.max(1) as f64;
+    }
+    let mut var = vec![0.0; width];
+    for row in values.chunks_exact(width.max(1)) {
+        for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
+            let d = v.to_f64() - m;
+            *s += d * d;
+        }
+    }
+    let std = var
+        .into_iter()
+        .map(|s| {
+            let sd = (s / n.max(1) as f64).sqrt();
+            if sd > 0.0 && sd.is_finite() {
+                sd
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    (mean, std)
+}
+
+/// Checks statistics given to [`Standardizer::new`] or [`Standardizer::with_targets`].
+fn check_stats(what: &str, mean: &[f64], std: &[f64]) -> Result<(), DataError> {
+    if mean.is_empty() || mean.len() != std.len() {
+        return Err(DataError::Statistics(format!(
+            "{what}: {} means and {} standard deviations (the same number, at least 1, is needed)",
+            mean.len(),
+            std.len()
+        )));
+    }
+    if let Some((i, m)) = mean.iter().enumerate().find(|(_, m)| !m.is_finite()) {
+        return Err(DataError::Statistics(format!(
+            "{what}: mean {i} is {m}, which is not finite"
+        )));
+    }
+    if let Some((i, s)) = std
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !(s.is_finite() && **s > 0.0))
+    {
+        return Err(DataError::Statistics(format!(
+            "{what}: standard deviation {i} is {s}, which is not positive and finite"
+        )));
+    }
+    Ok(())
 }
 
 impl Standardizer {
-    /// The mean and (population) standard deviation of each feature of `data`. A column whose
-    /// standard deviation is zero (or not finite) gets a scale of 1. An empty data set gives
-    /// mean 0 and scale 1.
-    pub fn fit<T: Scalar>(data: &Dataset<T>) -> Self {
-        let (n, k) = (data.len(), data.inputs());
-        let mut mean = vec![0.0; k];
-        for i in 0..n {
-            for (m, &v) in mean.iter_mut().zip(data.x(i)) {
-                *m += v.to_f64();
-            }
-        }
-        for m in &mut mean {
-            *m /= n.max(1) as f64;
-        }
-        let mut var = vec![0.0; k];
-        for i in 0..n {
-            for ((s, &v), m) in var.iter_mut().zip(data.x(i)).zip(&mean) {
-                let d = v.to_f64() - m;
-                *s += d * d;
-            }
-        }
-        let std = var
-            .into_iter()
-            .map(|s| {
-                let sd = (s / n.max(1) as f64).sqrt();
-                if sd > 0.0 && sd.is_finite() {
-                    sd
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        Self { mean, std }
+    /// A standardizer of the features from known statistics (for example those of a model
+    /// trained elsewhere), without target scaling.
+    ///
+    /// `mean` and `std` must have the same length, at least 1; every mean must be finite and
+    /// every standard deviation positive and finite, else [`DataError::Statistics`].
+    ///
+    /// ```
+    /// use symnet_runtime::data::Standardizer;
+    /// let s = Standardizer::new(vec![2.0, -1.0], vec![4.0, 0.5])?;
+    /// let mut x = [6.0f32, 0.0];
+    /// s.apply_row(&mut x);
+    /// assert_eq!(x, [1.0, 2.0]);
+    /// assert!(Standardizer::new(vec![0.0], vec![0.0]).is_err());
+    /// # Ok::<(), symnet_runtime::data::DataError>(())
+    /// ```
+    pub fn new(mean: Vec<f64>, std: Vec<f64>) -> Result<Self, DataError> {
+        check_stats("features", &mean, &std)?;
+        Ok(Self {
+            mean,
+            std,
+            target: None,
+        })
     }
 
-    /// The fitted means.
+    /// This standardizer, scaling the targets too with known statistics (replacing any it had),
+    /// checked as by [`Standardizer::new`].
+    ///
+    /// ```
+    /// use symnet_runtime::data::Standardizer;
+    /// let s = Standardizer::new(vec![0.0], vec![1.0])?.with_targets(vec![100.0], vec![20.0])?;
+    /// let mut y = [1.5f64];
+    /// s.unscale_target(&mut y);
+    /// assert_eq!(y, [130.0]);
+    /// # Ok::<(), symnet_runtime::data::DataError>(())
+    /// ```
+    pub fn with_targets(self, mean: Vec<f64>, std: Vec<f64>) -> Result<Self, DataError> {
+        check_stats("targets", &mean, &std)?;
+        Ok(Self {
+            target: Some((mean, std)),
+            ..self
+        })
+    }
+
+    /// The mean and (population) standard deviation of each feature of `data`; the targets are
+    /// not scaled. A column whose standard deviation is zero (or not finite) gets a scale of 1.
+    /// An empty data set gives mean 0 and scale 1.
+    pub fn fit<T: Scalar>(data: &Dataset<T>) -> Self {
+        let (mean, std) = column_stats(&data.x, data.inputs);
+        Self {
+            mean,
+            std,
+            target: None,
+        }
+    }
+
+    /// Like [`Standardizer::fit`], fitting each target column as well: for regression, where a
+    /// network learns best with targets of unit scale. [`Standardizer::transform`] then scales
+    /// the targets, and [`Standardizer::unscale_target`] turns the network's outputs back into
+    /// raw units.
+    pub fn fit_with_targets<T: Scalar>(data: &Dataset<T>) -> Self {
+        let s = Self::fit(data);
+        Self {
+            target: Some(column_stats(&data.y, data.outputs)),
+            ..s
+        }
+    }
+
+    /// The features' means.
     pub fn mean(&self) -> &[f64] {
         &self.mean
     }
 
-    /// The fitted scales (standard deviations, 1 for constant columns).
+    /// The features' scales (standard deviations, 1 for constant columns).
     pub fn std(&self) -> &[f64] {
         &self.std
     }
 
-    /// Standardizes one input row in place (panics if its width differs from the fitted one).
+    /// The targets' means, if the targets are scaled.
+    pub fn target_mean(&self) -> Option<&[f64]> {
+        self.target.as_ref().map(|(m, _)| m.as_slice())
+    }
+
+    /// The targets' scales, if the targets are scaled.
+    pub fn target_std(&self) -> Option<&[f64]> {
+        self.target.as_ref().map(|(_, s)| s.as_slice())
+    }
+
+    /// Standardizes one row of raw features in place.
+    ///
+    /// # Panics
+    /// If the row's width differs from the fitted one.
+    #[track_caller]
     pub fn apply_row<T: Scalar>(&self, x: &mut [T]) {
         assert_eq!(x.len(), self.mean.len(), "Standardizer: row width");
         for ((v, m), s) in x.iter_mut().zip(&self.mean).zip(&self.std) {
@@ -659,17 +795,88 @@ impl Standardizer {
         }
     }
 
-    /// Standardizes the inputs of `data` in place (panics if its width differs from the fitted
-    /// one).
-    pub fn apply<T: Scalar>(&self, data: &mut Dataset<T>) {
-        assert_eq!(data.inputs, self.mean.len(), "Standardizer: input width");
-        let k = data.inputs;
-        for row in data.x.chunks_exact_mut(k) {
-            self.apply_row(row);
+    /// Standardizes one row of raw targets in place; nothing happens if the targets are not
+    /// scaled.
+    ///
+    /// # Panics
+    /// If the targets are scaled and the row's width differs from the fitted one.
+    #[track_caller]
+    pub fn apply_target_row<T: Scalar>(&self, y: &mut [T]) {
+        if let Some((mean, std)) = &self.target {
+            assert_eq!(y.len(), mean.len(), "Standardizer: target row width");
+            for ((v, m), s) in y.iter_mut().zip(mean).zip(std) {
+                *v = T::from_f64((v.to_f64() - m) / s);
+            }
         }
     }
 
-    /// A standardized copy of `data`.
+    /// Turns one row of standardized targets (a network's output) back into raw units in place,
+    /// `v * std + mean`; nothing happens if the targets are not scaled, so that the same
+    /// prediction code serves classifiers and regressions.
+    ///
+    /// # Panics
+    /// If the targets are scaled and the row's width differs from the fitted one.
+    #[track_caller]
+    pub fn unscale_target<T: Scalar>(&self, y: &mut [T]) {
+        if let Some((mean, std)) = &self.target {
+            assert_eq!(y.len(), mean.len(), "Standardizer: target row width");
+            for ((v, m), s) in y.iter_mut().zip(mean).zip(std) {
+                *v = T::from_f64(v.to_f64() * s + m);
+            }
+        }
+    }
+
+    /// The network's output for one sample of raw features, in raw units: the features are
+    /// standardized, the network applied, and its output unscaled (if the targets are scaled).
+    ///
+    /// ```
+    /// # use symnet_macros::network;
+    /// # use symnet_runtime as symnet;
+    /// use symnet::data::{Dataset, Standardizer};
+    /// network! {
+    ///     pub struct Line<f64> { input: 1, out: dense(1), loss: mse }
+    /// }
+    /// let raw = Dataset::<f64>::new(vec![1.0, 3.0], vec![10.0, 30.0], 1, 1)?;
+    /// let s = Standardizer::fit_with_targets(&raw);
+    /// let mut net = Line::zeros();
+    /// net.out.w = [[1.0]]; // y = x in standardized units
+    /// assert_eq!(s.predict(&net, &[3.0]), vec![30.0]);
+    /// # Ok::<(), symnet_runtime::data::DataError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `x` is not `N::INPUTS` long, or the statistics do not have the network's widths.
+    #[track_caller]
+    pub fn predict<N: Network>(&self, net: &N, x: &[N::Scalar]) -> Vec<N::Scalar> {
+        assert_eq!(x.len(), N::INPUTS, "Standardizer::predict: input width");
+        let mut input = x.to_vec();
+        self.apply_row(&mut input);
+        let mut out = vec![N::Scalar::ZERO; N::OUTPUTS];
+        net.forward_slice(&input, &mut out);
+        self.unscale_target(&mut out);
+        out
+    }
+
+    /// Standardizes the features of `data` in place, and its targets if they are scaled.
+    ///
+    /// # Panics
+    /// If the data set's widths differ from the fitted ones.
+    #[track_caller]
+    pub fn apply<T: Scalar>(&self, data: &mut Dataset<T>) {
+        assert_eq!(data.inputs, self.mean.len(), "Standardizer: input width");
+        for row in data.x.chunks_exact_mut(data.inputs) {
+            self.apply_row(row);
+        }
+        if let Some((mean, _)) = &self.target {
+            assert_eq!(data.outputs, mean.len(), "Standardizer: target width");
+            for row in data.y.chunks_exact_mut(data.outputs) {
+                self.apply_target_row(row);
+            }
+        }
+    }
+
+    /// A standardized copy of `data` (see [`Standardizer::apply`]).
+    #[track_caller]
     pub fn transform<T: Scalar>(&self, data: &Dataset<T>) -> Dataset<T> {
         let mut d = data.clone();
         self.apply(&mut d);
@@ -835,6 +1042,85 @@ mod tests {
         let t = s.transform(&test);
         assert!((t.x(0)[0] as f64 - 2.0 / sd).abs() < 1e-6);
         assert_eq!(t.x(0)[1], 1.0);
+    }
+
+    #[test]
+    fn standardizer_scales_targets_when_fitted_with_them() {
+        let train = Dataset::<f64>::new(vec![1.0, 0.0, 3.0, 0.0], vec![10.0, 5.0, 30.0, 5.0], 2, 2)
+            .unwrap();
+        // Features only: the targets are left alone, and unscaling is the identity.
+        let s = Standardizer::fit(&train);
+        assert_eq!((s.target_mean(), s.target_std()), (None, None));
+        assert_eq!(s.transform(&train).ys(), train.ys());
+        let mut y = [0.5, 2.0];
+        s.unscale_target(&mut y);
+        s.apply_target_row(&mut y);
+        assert_eq!(y, [0.5, 2.0]);
+
+        let s = Standardizer::fit_with_targets(&train);
+        assert_eq!(s.mean(), &[2.0, 0.0]);
+        assert_eq!(s.target_mean(), Some(&[20.0, 5.0][..]));
+        assert_eq!(s.target_std(), Some(&[10.0, 1.0][..])); // a constant target: unscaled
+        let t = s.transform(&train);
+        assert_eq!(t.xs(), &[-1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(t.ys(), &[-1.0, 0.0, 1.0, 0.0]);
+        let mut y = [1.0f32, 0.5];
+        s.unscale_target(&mut y);
+        assert_eq!(y, [30.0, 5.5]);
+        s.apply_target_row(&mut y);
+        assert_eq!(y, [1.0, 0.5]);
+        // `fit` then `with_targets` is the same object.
+        let built = Standardizer::fit(&train)
+            .with_targets(vec![20.0, 5.0], vec![10.0, 1.0])
+            .unwrap();
+        assert_eq!(built, s);
+    }
+
+    #[test]
+    fn standardizer_statistics_are_checked() {
+        let s = Standardizer::new(vec![1.0, -2.0], vec![0.5, 4.0]).unwrap();
+        assert_eq!((s.mean(), s.std()), (&[1.0, -2.0][..], &[0.5, 4.0][..]));
+        let mut x = [2.0f64, 2.0];
+        s.apply_row(&mut x);
+        assert_eq!(x, [2.0, 1.0]);
+        for (mean, std, what) in [
+            (
+                vec![0.0],
+                vec![1.0, 1.0],
+                "1 means and 2 standard deviations",
+            ),
+            (vec![], vec![], "0 means"),
+            (vec![f64::NAN], vec![1.0], "mean 0 is NaN"),
+            (vec![0.0, f64::INFINITY], vec![1.0, 1.0], "mean 1 is inf"),
+            (vec![0.0], vec![0.0], "standard deviation 0 is 0"),
+            (
+                vec![0.0, 0.0],
+                vec![1.0, -1.0],
+                "standard deviation 1 is -1",
+            ),
+            (
+                vec![0.0],
+                vec![f64::INFINITY],
+                "standard deviation 0 is inf",
+            ),
+        ] {
+            let e = Standardizer::new(mean.clone(), std.clone()).unwrap_err();
+            assert!(matches!(e, DataError::Statistics(_)), "{e:?}");
+            assert!(e.to_string().contains(what), "{e}");
+            let e = s.clone().with_targets(mean, std).unwrap_err();
+            assert!(e.to_string().contains("targets: "), "{e}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "Standardizer: target width")]
+    fn standardizer_checks_the_target_width() {
+        let s = Standardizer::new(vec![0.0], vec![1.0])
+            .unwrap()
+            .with_targets(vec![0.0, 0.0], vec![1.0, 1.0])
+            .unwrap();
+        let d = Dataset::<f32>::new(vec![1.0], vec![1.0], 1, 1).unwrap();
+        s.transform(&d);
     }
 
     fn read<T: Scalar>(text: &str, target: Target) -> Result<Dataset<T>, DataError> {
