@@ -1,6 +1,8 @@
 //! A multilayer perceptron on the 8x8 handwritten digits: 64 pixels -> 32 relu units -> 10-way
-//! softmax, categorical cross-entropy, minibatch Adam, in f32. The trained weights are saved to
-//! a safetensors file, loaded back, and checked to give the identical accuracy.
+//! softmax, categorical cross-entropy, minibatch Adam with a warm-up and cosine learning-rate
+//! schedule, in f32. A validation split decides when to stop (early stopping restores the best
+//! epoch's parameters). The trained weights and the standardizer are saved to one safetensors
+//! file, loaded back, and checked to give the identical predictions.
 //!
 //! Run with `cargo run --release --example digits`.
 
@@ -10,8 +12,10 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use common::{Checks, Result, Series};
+use symnet::train::{EarlyStopping, Schedule, Validation};
 use symnet::{
-    accuracy, load_weights, network, save_weights, train, Adam, Standardizer, Target, TrainConfig,
+    accuracy, load_model, mean_loss, network, save_model, train_with_validation, Adam,
+    Standardizer, Target, TrainConfig,
 };
 
 network! {
@@ -26,19 +30,25 @@ network! {
 }
 
 const THRESHOLD: f64 = 0.95;
-const EPOCHS: usize = 40;
+const EPOCHS: usize = 200;
 const BATCH: usize = 32;
 const LR: f64 = 2e-3;
 
 fn main() -> Result<()> {
     let data = common::load::<f32>("digits.csv", Target::Classes(10))?;
     let (train_raw, test_raw) = data.split(0.2, 42)?;
-    let scaler = Standardizer::fit(&train_raw);
-    let (train_set, test_set) = (scaler.transform(&train_raw), scaler.transform(&test_raw));
+    let (fit_raw, valid_raw) = train_raw.split(0.15, 43)?;
+    let scaler = Standardizer::fit(&fit_raw);
+    let (fit_set, valid_set, test_set) = (
+        scaler.transform(&fit_raw),
+        scaler.transform(&valid_raw),
+        scaler.transform(&test_raw),
+    );
     println!(
-        "data:     {} 8x8 digit images: {} train / {} test, 64 pixel features standardized on train",
+        "data:     {} 8x8 digit images: {} train / {} validation / {} test, 64 pixel features standardized on train",
         data.len(),
-        train_set.len(),
+        fit_set.len(),
+        valid_set.len(),
         test_set.len()
     );
     println!(
@@ -52,49 +62,102 @@ fn main() -> Result<()> {
         batch_size: Some(BATCH),
         seed: 7,
         progress: std::io::stdout().is_terminal(),
+        schedule: Schedule::Cosine {
+            epochs: EPOCHS,
+            min_lr: LR / 50.0,
+        }
+        .with_warmup(3),
+        early_stopping: Some(EarlyStopping {
+            patience: 8,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let mut opt = Adam {
         lr: LR,
         ..Default::default()
     };
+    let validation = Validation::new(&valid_set).metric("validation accuracy", accuracy);
     let start = Instant::now();
-    let history = train(&mut net, &train_set, &mut opt, &config)?;
+    let history = train_with_validation(&mut net, &fit_set, validation, &mut opt, &config)?;
     let elapsed = start.elapsed();
     println!(
-        "training: Adam (lr {LR}), minibatches of {BATCH}, {} epochs in {}; loss {:.3} -> {:.4}",
+        "training: Adam (lr {LR}, 3 warm-up epochs then cosine), minibatches of {BATCH}: {} epochs in {} ({:?}); best validation loss {:.4} at epoch {}",
         history.epochs(),
         common::secs(elapsed),
-        history.losses[0],
-        history.final_loss()
+        history.stop,
+        history
+            .val_losses
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min),
+        history.best_epoch.unwrap_or(0)
     );
 
-    let train_acc = accuracy(&net, &train_set)?;
+    let train_acc = accuracy(&net, &fit_set)?;
+    let valid_acc = accuracy(&net, &valid_set)?;
     let test_acc = accuracy(&net, &test_set)?;
     println!(
-        "accuracy: train {:.2}%, test {:.2}%",
+        "accuracy: train {:.2}%, validation {:.2}%, test {:.2}% (test loss {:.4})",
         100.0 * train_acc,
-        100.0 * test_acc
+        100.0 * valid_acc,
+        100.0 * test_acc,
+        mean_loss(&net, &test_set)?
     );
 
-    let weights = common::target_path("digits.safetensors")?;
-    save_weights(&net, &weights)?;
-    let reloaded: Digits = load_weights(&weights)?;
-    let reloaded_acc = accuracy(&reloaded, &test_set)?;
+    // The weights and the standardizer in one file; the reloaded pair classifies raw pixels.
+    let file = common::target_path("digits.safetensors")?;
+    save_model(&net, Some(&scaler), &file)?;
+    let (reloaded, reloaded_scaler) = load_model::<Digits>(&file)?;
+    let reloaded_scaler = reloaded_scaler.ok_or("the file has no standardizer")?;
+    let mut same = 0;
+    for i in 0..test_raw.len() {
+        let mut x: [f32; 64] = *test_raw.row(i);
+        reloaded_scaler.apply_row(&mut x);
+        same += usize::from(reloaded.predict_class(&x) == net.predict_class(test_set.row(i)));
+    }
     println!(
-        "weights:  {} ({} bytes); reloaded: test accuracy {:.2}%",
-        common::show(&weights),
-        std::fs::metadata(&weights)?.len(),
-        100.0 * reloaded_acc
+        "model:    {} ({} bytes, weights and standardizer); reloaded: {same} of {} raw test images classified as before",
+        common::show(&file),
+        std::fs::metadata(&file)?.len(),
+        test_raw.len()
     );
 
     let loss_svg = common::plot_path("digits", "loss")?;
-    common::loss_plot(
+    common::line_plot(
         &loss_svg,
-        "Digits MLP 64-32-10: minibatch Adam",
-        &[Series::curve("training cross-entropy", &history.losses)],
+        "Digits MLP 64-32-10: minibatch Adam, cosine schedule, early stopping",
+        ("epoch", "mean cross-entropy"),
+        &[
+            Series::curve("training cross-entropy", &history.losses),
+            Series::curve("validation cross-entropy", &history.val_losses),
+        ],
+        true,
     )?;
-    println!("plots:    {}", common::show(&loss_svg));
+    let acc_svg = common::plot_path("digits", "validation_accuracy")?;
+    let val_acc = history.metric("validation accuracy").unwrap_or(&[]);
+    common::line_plot(
+        &acc_svg,
+        "Digits MLP: validation accuracy and learning rate (x 100) per epoch",
+        ("epoch", "accuracy / learning rate x 100"),
+        &[
+            Series::curve("validation accuracy", val_acc),
+            Series::curve(
+                "learning rate x 100",
+                &history
+                    .learning_rates
+                    .iter()
+                    .map(|lr| lr * 100.0)
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+        false,
+    )?;
+    println!(
+        "plots:    {}, {}",
+        common::show(&loss_svg),
+        common::show(&acc_svg)
+    );
 
     let mut checks = Checks::default();
     checks.check(
@@ -106,8 +169,8 @@ fn main() -> Result<()> {
         ),
     );
     checks.check(
-        reloaded == net && reloaded_acc == test_acc,
-        "reloaded weights are bit-identical and give the identical test accuracy",
+        reloaded == net && reloaded_scaler == scaler && same == test_raw.len(),
+        "reloaded weights and standardizer are identical and classify every raw test image as before",
     );
     checks.finish();
     Ok(())
