@@ -42,3 +42,8 @@
 
 pub use symnet_macros::network;
 pub use symnet_runtime::*;
+
+/// The README's code blocks, compiled and run as doctests so that the tutorial stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

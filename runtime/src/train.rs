@@ -29,6 +29,13 @@ use crate::{argmax, Network, Scalar, SplitMix64, Targets};
 
 /// What the training loop needs of a model: sizes known at run time, a flat parameter view and
 /// per-sample loss and gradient. Implemented for every [`Network`] and for [`InterpNet`].
+///
+/// Why two traits: [`Network`] (what `network!` implements) has its sizes as constants
+/// (`INPUTS`, `PARAMS`, `TARGETS`), which an interpreted network built at run time cannot
+/// provide; `Model` asks for them at run time, so that one training loop, `mean_loss` and
+/// `accuracy` serve both. Every `Network` is a `Model` through a blanket impl: a user of
+/// `network!` needs neither trait in scope, since the generated methods (`forward`,
+/// `predict_class`, ...) are inherent.
 pub trait Model: Sized {
     /// The scalar type.
     type Scalar: Scalar;
