@@ -52,8 +52,8 @@ pub fn try_expand_with(input: TokenStream, krate: TokenStream) -> syn::Result<To
     let _guard = CrateGuard::set(krate);
     let def = ast::parse(input)?;
     let net = check::check(def)?;
-    let pretrained = pretrained::embed(&net)?;
     let compiled = compile(&net)?;
+    let pretrained = pretrained::embed(&net, &compiled)?;
     let mut out = codegen::generate(&net, &compiled);
     out.extend(pretrained);
     Ok(out)

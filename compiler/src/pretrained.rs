@@ -10,21 +10,22 @@
 //! The reader is written here rather than taken from the `safetensors` crate, which panics on
 //! some corrupt headers: a corrupt file must be a compile error, never a panicking macro.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use proc_macro2::{Literal, TokenStream};
-use quote::quote;
+use quote::{format_ident, quote};
 
 use crate::check::{Net, ScalarType};
-use crate::KRATE;
+use crate::ir::{bias_symbol, eval, weight_symbol, Shape};
+use crate::{Compiled, KRATE};
 
 /// The largest header this reader accepts, as the safetensors format does.
 const MAX_HEADER: u64 = 100_000_000;
 
 /// The item that defines `PRETRAINED` (and ties the build to the file), or nothing when the
 /// declaration has no `weights` option.
-pub fn embed(net: &Net) -> syn::Result<TokenStream> {
+pub fn embed(net: &Net, compiled: &Compiled) -> syn::Result<TokenStream> {
     let Some(lit) = &net.weights else {
         return Ok(TokenStream::new());
     };
@@ -110,21 +111,66 @@ pub fn embed(net: &Net) -> syn::Result<TokenStream> {
             quote!(#l)
         }
     };
+    // A value of `shape` from its elements, row-major.
+    let array_of = |shape: Shape, v: &[f64]| -> TokenStream {
+        match shape {
+            Shape::Scalar => lit_of(v[0]),
+            Shape::Vector(_) => {
+                let e = v.iter().map(|&x| lit_of(x));
+                quote!([#(#e),*])
+            }
+            Shape::Matrix(_, c) => {
+                let rows = v.chunks(c.max(1)).map(|row| {
+                    let e = row.iter().map(|&x| lit_of(x));
+                    quote!([#(#e),*])
+                });
+                quote!([#(#rows),*])
+            }
+        }
+    };
     let fields = layers.iter().map(|(layer, w, b, i)| {
         let name = &layer.name;
-        let rows = w.chunks(*i).map(|row| {
-            let row = row.iter().map(|&v| lit_of(v));
-            quote!([#(#row),*])
-        });
-        let b = b.iter().map(|&v| lit_of(v));
-        quote!(#name: #KRATE::Dense { w: [#(#rows),*], b: [#(#b),*] })
+        let w = array_of(Shape::Matrix(w.len() / i.max(&1), *i), w);
+        let b = array_of(Shape::Vector(b.len()), b);
+        quote!(#name: #KRATE::Dense { w: #w, b: #b })
     });
+
+    // The prepared form: every value the per-sample forward pass reads, computed here from the
+    // file's weights (in f64, rounded once to the scalar type) as `prepare()` computes it at
+    // run time (in the scalar type, so the two may differ in the last bit where work is hoisted).
+    let mut env = HashMap::new();
+    for (layer, w, b, _) in &layers {
+        let name = layer.name.to_string();
+        env.insert(weight_symbol(&name), w.clone());
+        env.insert(bias_symbol(&name), b.clone());
+    }
+    let split = &compiled.forward_split;
+    let hoisted = eval(&split.hoisted, &env).ok_or_else(|| {
+        err("internal error: the prepared form of the embedded weights cannot be computed; please report this declaration".into())
+    })?;
+    let prepared_fields = split.frontier.iter().enumerate().map(|(k, f)| {
+        let field = format_ident!("p{}", k);
+        let values = match (f.param, f.root) {
+            (Some(s), _) => env.get(&s).cloned().unwrap_or_default(),
+            (None, Some(r)) => hoisted.get(r).cloned().unwrap_or_default(),
+            (None, None) => Vec::new(),
+        };
+        let value = array_of(f.shape, &values);
+        quote!(#field: #value)
+    });
+    let prepared = format_ident!("{}Prepared", net.ident);
+
     let ident = &net.ident;
     let cfgs = &net.cfgs;
     let abs = path.to_string_lossy().into_owned();
     let doc = format!(
-        "The weights of `{}`, embedded at compile time (the build reruns when the file changes). \
-         Call `prepare()` on it for the inference form.",
+        "The weights of `{}`, embedded at compile time (the build reruns when the file changes).",
+        lit.value()
+    );
+    let prepared_doc = format!(
+        "The inference form of the weights of `{}`, computed at compile time: what `prepare()` \
+         of `{ident}::PRETRAINED` computes, with the parameter-only work done in `f64` and \
+         rounded once.",
         lit.value()
     );
     Ok(quote! {
@@ -138,6 +184,13 @@ pub fn embed(net: &Net) -> syn::Result<TokenStream> {
             impl #ident {
                 #[doc = #doc]
                 pub const PRETRAINED: Self = Self { #(#fields,)* };
+            }
+
+            #[automatically_derived]
+            #[allow(clippy::all, clippy::pedantic, clippy::excessive_precision, clippy::unreadable_literal)]
+            impl #prepared {
+                #[doc = #prepared_doc]
+                pub const PRETRAINED: Self = Self { #(#prepared_fields,)* };
             }
         };
     })

@@ -6,9 +6,11 @@
 //! `<layer>.b`), the sample (`x`, `y`) and the backward pass's scale (`seed`).
 
 mod analysis;
+mod eval;
 mod lower;
 
 pub use analysis::{range_of, shape_of, Data, Dep, Range, Shape, TensorAnalysis};
+pub use eval::eval;
 pub use lower::{lower, Lowered};
 
 use egg::{define_language, Id, Symbol};

@@ -35,6 +35,23 @@ symnet::network! {
     }
 }
 
+symnet::network! {
+    /// Two linear layers with embedded weights: they collapse into one affine map, which the
+    /// prepared form's `PRETRAINED` holds, computed at compile time.
+    #[symnet(allow_collapse, weights = "weights/linear.safetensors")]
+    pub struct EmbeddedLinear<f64> {
+        input: 3,
+        a: dense(4),
+        b: dense(2),
+        loss: mse,
+    }
+}
+
+/// The output of the embedded linear stack through its prepared (collapsed) form.
+pub fn linear(x: &[f64; 3]) -> [f64; 2] {
+    EmbeddedLinearPrepared::PRETRAINED.forward(x)
+}
+
 /// The class probabilities of the embedded network, computed with no allocation and no file.
 pub fn classify(x: &[f32; 3]) -> [f32; 2] {
     const NET: Embedded = Embedded::PRETRAINED;
@@ -76,6 +93,40 @@ mod tests {
             let (a, b) = (embedded.forward(&x), loaded.forward(&x));
             std::assert_eq!(bits(&a), bits(&b));
             std::assert_eq!(bits(&super::classify(&x)), bits(&b));
+            // No work is hoisted for this network: its prepared form holds the same weights.
+            let prepared = super::EmbeddedPrepared::PRETRAINED.forward(&x);
+            std::assert_eq!(bits(&prepared), bits(&embedded.prepare().forward(&x)));
+        }
+    }
+
+    #[test]
+    fn the_prepared_form_of_embedded_weights_is_computed_at_compile_time() {
+        use super::EmbeddedLinear;
+        let path = std::concat!(
+            std::env!("CARGO_MANIFEST_DIR"),
+            "/weights/linear.safetensors"
+        );
+        let loaded: EmbeddedLinear = symnet::io::load_weights(path).unwrap();
+        std::assert_eq!(EmbeddedLinear::PRETRAINED.params(), loaded.params());
+        // The prepared form reads W' (2 x 3) and b' (2), computed, not the 26 declared values.
+        std::assert_eq!(EmbeddedLinear::EFFECTIVE_PARAMS, 8);
+        // The collapsed map W' = Wb Wa, b' = Wb ba + bb, computed by the macro in f64, against
+        // the layers applied one after the other and against prepare() at run time.
+        for x in [[0.5, -1.0, 2.0], [0.0, 0.0, 0.0], [-3.0, 10.0, 0.25]] {
+            let stacked = loaded.forward(&x);
+            let runtime = loaded.prepare().forward(&x);
+            let compiled = super::linear(&x);
+            for j in 0..2 {
+                let tol = 1e-14 * (1.0 + stacked[j].abs());
+                std::assert!(
+                    (compiled[j] - stacked[j]).abs() <= tol,
+                    "{compiled:?} {stacked:?}"
+                );
+                std::assert!(
+                    (compiled[j] - runtime[j]).abs() <= tol,
+                    "{compiled:?} {runtime:?}"
+                );
+            }
         }
     }
 }

@@ -1,4 +1,6 @@
-"""Writes tiny.safetensors, the embedded-weights fixture of the `no_std` test crate, following
+"""Writes tiny.safetensors and linear.safetensors, the embedded-weights fixtures of the `no_std`
+test crate (the second, in f64, for a stack of linear layers whose prepared form is computed at
+compile time), following
 the safetensors spec byte by byte: an 8-byte little-endian header length, a JSON header, then the
 little-endian data. The values are deterministic and include a negative zero, a subnormal and
 values near the f32 range's ends, so that embedding is checked bit for bit."""
@@ -17,12 +19,22 @@ tensors = {
     "output.w": ([2, 5], values(10, 2)),
     "output.b": ([2], [0.25, -0.75]),
 }
-header, data = {}, b""
-for name, (shape, vals) in tensors.items():
-    blob = b"".join(struct.pack("<f", v) for v in vals)
-    header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
-    data += blob
-h = json.dumps(header, separators=(",", ":")).encode()
-h += b" " * (-len(h) % 8)
-with open(os.path.join(os.path.dirname(__file__), "tiny.safetensors"), "wb") as f:
-    f.write(struct.pack("<Q", len(h)) + h + data)
+
+def write(path, tensors, fmt, dtype):
+    header, data = {}, b""
+    for name, (shape, vals) in tensors.items():
+        blob = b"".join(struct.pack(fmt, v) for v in vals)
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+        data += blob
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(os.path.join(os.path.dirname(__file__), path), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data)
+
+write("tiny.safetensors", tensors, "<f", "F32")
+write("linear.safetensors", {
+    "a.w": ([4, 3], values(12, 3)),
+    "a.b": ([4], values(4, 4)),
+    "b.w": ([2, 4], values(8, 5)),
+    "b.b": ([2], values(2, 6)),
+}, "<d", "F64")
