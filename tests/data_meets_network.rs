@@ -182,3 +182,60 @@ fn a_data_set_hands_out_rows_the_generated_functions_take() {
     assert!(file.ends_with("data_meets_network.rs"), "{file}:{line}");
     assert_eq!(line, line!() - 3);
 }
+
+network! {
+    pub struct Diabetes<f64> {
+        input: 10,
+        hidden: dense(8) -> tanh,
+        out: dense(1),
+        loss: mse,
+    }
+}
+
+#[test]
+fn a_saved_model_predicts_in_raw_units_after_reload() {
+    use symnet::{load_model, save_model, Adam, Standardizer, Target};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/diabetes.csv");
+    let data = Dataset::<f64>::from_csv(path, Target::Regression).unwrap();
+    let scaler = Standardizer::fit_with_targets(&data);
+    let mut net = Diabetes::init(5);
+    let config = TrainConfig {
+        epochs: 30,
+        batch_size: Some(32),
+        ..Default::default()
+    };
+    let mut adam = Adam {
+        lr: 0.01,
+        ..Default::default()
+    };
+    train(&mut net, &scaler.transform(&data), &mut adam, &config).unwrap();
+
+    // Raw features in, raw disease progression out.
+    let predict = |net: &Diabetes, s: &Standardizer| -> Vec<f64> {
+        (0..data.len())
+            .map(|i| {
+                let mut x: [f64; 10] = *data.row(i);
+                s.apply_row(&mut x);
+                let mut y = net.forward(&x);
+                s.unscale_target(&mut y);
+                y[0]
+            })
+            .collect()
+    };
+    let before = predict(&net, &scaler);
+    let file = std::env::temp_dir().join(format!("diabetes-{}.safetensors", std::process::id()));
+    save_model(&net, Some(&scaler), &file).unwrap();
+    // A fresh scope, as another process would have: only the file.
+    let after = {
+        let (net, scaler) = load_model::<Diabetes>(&file).unwrap();
+        predict(&net, &scaler.expect("saved with the model"))
+    };
+    std::fs::remove_file(&file).unwrap();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&before), bits(&after));
+    // The predictions are in raw units: a fit better than the mean, on the targets' own scale.
+    let ys = data.ys();
+    let mean = ys.iter().sum::<f64>() / ys.len() as f64;
+    let sse = |p: &dyn Fn(usize) -> f64| (0..ys.len()).map(|i| (ys[i] - p(i)).powi(2)).sum::<f64>();
+    assert!(sse(&|i| after[i]) < 0.7 * sse(&|_| mean));
+}

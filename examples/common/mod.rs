@@ -382,21 +382,13 @@ pub fn standardized_regression(
     seed: u64,
 ) -> Result<(Dataset<f64>, Dataset<f64>, f64, f64)> {
     let (train_raw, test_raw) = data.split(test_fraction, seed)?;
-    let scaler = Standardizer::fit(&train_raw);
-    let n = train_raw.len() as f64;
-    let mean_y = train_raw.ys().iter().sum::<f64>() / n;
-    let sd_y = (train_raw
-        .ys()
-        .iter()
-        .map(|y| (y - mean_y).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt();
-    let standardize = |d: &Dataset<f64>| -> Result<Dataset<f64>> {
-        let d = scaler.transform(d);
-        let y = d.ys().iter().map(|y| (y - mean_y) / sd_y).collect();
-        Ok(Dataset::new(d.xs().to_vec(), y, d.inputs(), 1)?)
+    // Features and target, both by the training split's statistics.
+    let scaler = Standardizer::fit_with_targets(&train_raw);
+    let (mean_y, sd_y) = match (scaler.target_mean(), scaler.target_std()) {
+        (Some(m), Some(s)) => (m[0], s[0]),
+        _ => return Err("the standardizer has no target statistics".into()),
     };
+    let standardize = |d: &Dataset<f64>| -> Result<Dataset<f64>> { Ok(scaler.transform(d)) };
     Ok((
         standardize(&train_raw)?,
         standardize(&test_raw)?,
