@@ -120,6 +120,9 @@ fn classifiers_predict_a_class() {
 /// The file and line where the panic inside `f` was reported.
 fn panic_location(f: impl FnOnce() + std::panic::UnwindSafe) -> (String, u32) {
     use std::sync::{Arc, Mutex};
+    // The panic hook is process-wide: tests that swap it take turns.
+    static HOOK: Mutex<()> = Mutex::new(());
+    let _turn = HOOK.lock().unwrap_or_else(|e| e.into_inner());
     let seen = Arc::new(Mutex::new(None));
     let s = seen.clone();
     let prev = std::panic::take_hook();

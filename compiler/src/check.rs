@@ -802,7 +802,12 @@ fn split_cfg_attr(
     let pound = attr.pound_token;
     let (mut to_struct, mut to_all): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
     for (pred, meta) in flat {
-        if meta.path().is_ident("cfg") {
+        if meta.path().is_ident("symnet") {
+            errs.push_error(syn::Error::new_spanned(
+                &meta,
+                "symnet options cannot be conditional: declare the network twice, each under its own `#[cfg(..)]`",
+            ));
+        } else if meta.path().is_ident("cfg") {
             to_all.push(quote::quote!(#pound [cfg_attr(#pred, #meta)]));
         } else if let Some(meta) = check_struct_attr(errs, &meta) {
             to_struct.push(quote::quote!(#pound [cfg_attr(#pred, #meta)]));

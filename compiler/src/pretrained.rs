@@ -7,8 +7,10 @@
 //! preprocessing tensors are ignored), and every mismatch is a compile error at the path. The
 //! generated code `include_bytes!`s the file, so cargo rebuilds the crate when it changes.
 //!
-//! The reader is written here rather than taken from the `safetensors` crate, which panics on
-//! some corrupt headers: a corrupt file must be a compile error, never a panicking macro.
+//! The reader is written here rather than taken from the `safetensors` crate, whose 0.8 header
+//! validation overflows (a panic with overflow checks on) on offsets near `u64::MAX`, which the
+//! runtime guards against before calling it: a corrupt file must be a compile error, never a
+//! panicking macro.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -23,6 +25,15 @@ use crate::{Compiled, KRATE};
 /// The largest header this reader accepts, as the safetensors format does.
 const MAX_HEADER: u64 = 100_000_000;
 
+/// The preprocessing tensors that `symnet::io::save_model` writes beside the weights, which
+/// the runtime's `load_weights` ignores too.
+const STANDARDIZER_TENSORS: [&str; 4] = [
+    "__symnet.x_mean",
+    "__symnet.x_std",
+    "__symnet.y_mean",
+    "__symnet.y_std",
+];
+
 /// The item that defines `PRETRAINED` (and ties the build to the file), or nothing when the
 /// declaration has no `weights` option.
 pub fn embed(net: &Net, compiled: &Compiled) -> syn::Result<TokenStream> {
@@ -36,7 +47,10 @@ pub fn embed(net: &Net, compiled: &Compiled) -> syn::Result<TokenStream> {
         ));
     };
     let path = PathBuf::from(dir).join(lit.value());
-    let bytes = std::fs::read(&path).map_err(|e| {
+    // The largest file a network's weights (and preprocessing) can be in, as the runtime caps it.
+    let limit =
+        8 + MAX_HEADER + 8 * (net.params() as u64 + 2 * (net.inputs + net.outputs()) as u64);
+    let bytes = read_at_most(&path, limit).map_err(|e| {
         err(format!(
             "cannot read the weights file `{}` (a path relative to the crate's Cargo.toml): {e}",
             lit.value()
@@ -89,7 +103,7 @@ pub fn embed(net: &Net, compiled: &Compiled) -> syn::Result<TokenStream> {
         .tensors
         .iter()
         .map(|t| t.name.as_str())
-        .filter(|n| !used.contains(*n) && !n.starts_with("__symnet."))
+        .filter(|n| !used.contains(*n) && !STANDARDIZER_TENSORS.contains(n))
         .collect();
     if !extra.is_empty() {
         extra.sort_unstable();
@@ -148,16 +162,29 @@ pub fn embed(net: &Net, compiled: &Compiled) -> syn::Result<TokenStream> {
     let hoisted = eval(&split.hoisted, &env).ok_or_else(|| {
         err("internal error: the prepared form of the embedded weights cannot be computed; please report this declaration".into())
     })?;
-    let prepared_fields = split.frontier.iter().enumerate().map(|(k, f)| {
+    let mut prepared_fields = Vec::new();
+    for (k, f) in split.frontier.iter().enumerate() {
         let field = format_ident!("p{}", k);
         let values = match (f.param, f.root) {
             (Some(s), _) => env.get(&s).cloned().unwrap_or_default(),
             (None, Some(r)) => hoisted.get(r).cloned().unwrap_or_default(),
             (None, None) => Vec::new(),
         };
+        // A value the file's weights make overflow (W2 W1 of huge weights) would be an
+        // infinite literal: an error, not a panicking macro.
+        let rounded = |v: f64| match net.scalar {
+            ScalarType::F32 => (v as f32) as f64,
+            ScalarType::F64 => v,
+        };
+        if let Some(index) = values.iter().position(|&v| !rounded(v).is_finite()) {
+            return Err(err(format!(
+                "the prepared form of these weights overflows {}: value {index} of a parameter-only product is not finite",
+                dtype.to_lowercase()
+            )));
+        }
         let value = array_of(f.shape, &values);
-        quote!(#field: #value)
-    });
+        prepared_fields.push(quote!(#field: #value));
+    }
     let prepared = format_ident!("{}Prepared", net.ident);
 
     let ident = &net.ident;
@@ -194,6 +221,20 @@ pub fn embed(net: &Net, compiled: &Compiled) -> syn::Result<TokenStream> {
             }
         };
     })
+}
+
+/// The file's bytes, refusing to read more than `limit` of them.
+fn read_at_most(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "the file is larger than {limit} bytes, the most a weights file of this network can be"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// A tensor of the file: its name, dtype, shape and byte range in the data section.
@@ -315,6 +356,27 @@ fn parse(bytes: &[u8]) -> Result<File, String> {
             start: start as usize,
             end: end as usize,
         });
+    }
+    // As the format (and the runtime's reader) requires: the tensors' data, in offset order,
+    // tile the data section exactly, with no gap, overlap or trailing bytes.
+    let mut spans: Vec<(usize, usize, &str)> = tensors
+        .iter()
+        .map(|t| (t.start, t.end, t.name.as_str()))
+        .collect();
+    spans.sort_unstable();
+    let mut at = 0;
+    for (start, end, name) in spans {
+        if start != at {
+            return Err(format!(
+                "tensor `{name}`: its data starts at byte {start}, but the previous tensor ends at {at} (gaps and overlaps are not allowed)"
+            ));
+        }
+        at = end;
+    }
+    if at != data_len {
+        return Err(format!(
+            "the tensors' data ends at byte {at}, but {data_len} bytes follow the header"
+        ));
     }
     Ok(File {
         tensors,

@@ -301,7 +301,7 @@ pub type Probability<'a> = dyn Fn(f64, f64) -> f64 + 'a;
 
 /// Decision surfaces of binary classifiers side by side: for each `(name, p)`, `p(x1, x2)` (the
 /// probability of class 1) shaded from blue (0) through white (0.5) to red (1) over
-/// `[lo, hi]^2`, the 0.5 contour where the shading turns, and the labelled `points` on top
+/// `[lo, hi]^2` (white where it is 0.5, the decision boundary), and the labelled `points` on top
 /// (filled for class 1, hollow for class 0).
 pub fn decision_surfaces(
     path: &Path,

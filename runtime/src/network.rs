@@ -115,11 +115,14 @@ pub trait Network: Sized {
 /// use symnet_runtime::argmax;
 /// assert_eq!(argmax(&[0.1f32, 0.7, 0.2]), 1);
 /// assert_eq!(argmax(&[f64::NAN, -1.0, 3.0, 3.0]), 2);
+/// assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
 /// ```
 pub fn argmax<T: Scalar>(v: &[T]) -> usize {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
-        if x > v[best] || v[best].partial_cmp(&v[best]).is_none() {
+        let best_is_nan = v[best].partial_cmp(&v[best]).is_none();
+        let x_is_nan = x.partial_cmp(&x).is_none();
+        if x > v[best] || (best_is_nan && !x_is_nan) {
             best = i;
         }
     }

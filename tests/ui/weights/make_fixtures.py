@@ -27,3 +27,17 @@ dup = '{"out.w":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"out.b":{"dty
 write("duplicate_tensor.safetensors", [good_w, good_b], raw_header=dup)
 with open(os.path.join(HERE, "not_safetensors.safetensors"), "wb") as f:
     f.write(b"hello, this is not a weights file")
+
+# Finite weights whose collapsed product W' = Wb Wa overflows f32 (2 x 1e20 x 1e20 = 2e40), for
+# `input: 2, a: dense(2), b: dense(1)`.
+big = 1e20
+write("overflow.safetensors", [
+    ("a.w", "F32", [2, 2], [big, big, big, big]),
+    ("a.b", "F32", [2], [0.0, 0.0]),
+    ("b.w", "F32", [1, 2], [big, big]),
+    ("b.b", "F32", [1], [0.0]),
+])
+# Valid tensors followed by bytes that belong to none of them.
+header = '{"out.w":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"out.b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}'.encode()
+with open(os.path.join(HERE, "trailing_bytes.safetensors"), "wb") as f:
+    f.write(struct.pack("<Q", len(header)) + header + struct.pack("<fff", 0.5, -0.5, 0.1) + b"\0\0\0\0")
