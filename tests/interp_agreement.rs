@@ -24,7 +24,9 @@ fn close(a: f64, b: f64) -> bool {
 fn interp(inputs: usize, layers: &[(usize, Activation)], loss: Loss) -> InterpNet<f64> {
     layers
         .iter()
-        .fold(InterpNet::builder(inputs), |b, &(w, a)| b.dense(w, a))
+        .fold(InterpNet::builder(inputs), |b, (w, a)| {
+            b.dense(*w, a.clone())
+        })
         .loss(loss)
         .build()
         .unwrap()

@@ -44,7 +44,9 @@ pub fn batch<const I: usize, const O: usize>(
 fn interp(inputs: usize, layers: &[(usize, Activation)], loss: Loss) -> InterpNet<f32> {
     layers
         .iter()
-        .fold(InterpNet::builder(inputs), |b, &(w, a)| b.dense(w, a))
+        .fold(InterpNet::builder(inputs), |b, (w, a)| {
+            b.dense(*w, a.clone())
+        })
         .loss(loss)
         .build()
         .expect("valid description")

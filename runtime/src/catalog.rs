@@ -219,7 +219,8 @@ pub const ACTIVATIONS: &[ActivationEntry] = &[
         formula: "|x| 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * powi(x, 3))))",
         init: Init::He,
         rowwise: false,
-        doc: "Gaussian error linear unit, tanh form: `x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`",
+        doc:
+            "Gaussian error linear unit, tanh form: `x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`",
     },
     ActivationEntry {
         name: "silu",

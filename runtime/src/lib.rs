@@ -18,6 +18,8 @@
 //!   divergence detection, a progress bar and data-parallel batch gradients; [`mean_loss`] and
 //!   [`accuracy`].
 //! - [`interp`]: [`InterpNet`], the interpreted, `Vec`-based baseline with the same math.
+//! - [`formula`]: the catalog's expression language parsed and evaluated at run time (what
+//!   [`InterpNet`] runs for catalog entries and user formulas without a code path of their own).
 //! - [`data`]: [`Dataset`] (CSV loading, split), [`Standardizer`], [`one_hot`].
 //! - [`io`]: safetensors weights files, [`save_weights`] and [`load_weights`] (strict by
 //!   default; [`LoadOptions`] with [`load_weights_with`]); [`save_model`] and [`load_model`]
@@ -37,6 +39,8 @@ pub mod __private;
 
 #[cfg(feature = "std")]
 pub mod data;
+#[cfg(feature = "std")]
+pub mod formula;
 #[cfg(feature = "std")]
 pub mod interp;
 #[cfg(feature = "std")]
