@@ -218,3 +218,73 @@ fn f32_and_f64_agree() {
 // training stays exact for the declared parameters.
 case!(collapsed_stack, Real, { input: 2, a: dense(16), b: dense(16), c: dense(1), loss: mse });
 case!(collapsed_stack_in_the_middle, OneHot, { input: 4, a: dense(6) -> tanh, b: dense(5), c: dense(5), d: dense(3) -> softmax, loss: cross_entropy });
+
+// The catalog's other activations: each in a hidden layer under a regression and a
+// classification loss.
+macro_rules! catalog_activation_cases {
+    ($($act:ident => ($($spec:tt)*);)*) => {
+        $(
+            #[allow(non_snake_case)]
+            mod $act {
+                use super::*;
+                case!(mse, Real, { input: 3, h1: dense(5) -> $($spec)*, out: dense(2) -> $($spec)*, loss: mse });
+                case!(cross_entropy, OneHot, { input: 3, h1: dense(5) -> $($spec)*, out: dense(3) -> softmax, loss: cross_entropy });
+            }
+        )*
+    };
+}
+
+catalog_activation_cases! {
+    gelu => (gelu);
+    silu => (silu);
+    swish => (swish);
+    elu => (elu);
+    elu_half => (elu(alpha = 0.5));
+    selu => (selu);
+    mish => (mish);
+    softsign => (softsign);
+}
+
+// The catalog's other losses.
+case!(huber, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: huber });
+case!(huber_half, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: huber(delta = 0.5) });
+case!(log_cosh, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: log_cosh });
+case!(quantile_90, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: quantile(0.9) });
+case!(quantile_median, Real, { input: 3, h: dense(5) -> relu, out: dense(3), loss: quantile(tau = 0.5) });
+case!(poisson_nll, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: poisson_nll });
+
+// Formulas written in the declaration: activations...
+case!(f_silu_by_hand, Real, { input: 3, h: dense(5) -> |x| x * sigmoid(x), out: dense(2), loss: mse });
+case!(f_mish_by_hand, Real, { input: 3, h: dense(5) -> |x| x * tanh(softplus(x)), out: dense(2), loss: mse });
+case!(f_logistic_by_hand, Real, { input: 3, h: dense(5) -> |x| 1.0 / (1.0 + exp(-x)), out: dense(2), loss: mse });
+case!(f_leaky_piecewise, Real, { input: 3, h: dense(5) -> |x| if x > 0.0 { x } else { 0.01 * x }, out: dense(2), loss: mse });
+case!(f_signed_square, Real, { input: 3, h: dense(5) -> |x| if x >= 0.0 { x * x } else { -x * x }, out: dense(2), loss: mse });
+case!(f_max_leaky, Real, { input: 3, h: dense(5) -> |x| max(x, 0.1 * x), out: dense(2), loss: mse });
+case!(f_hard_tanh, Real, { input: 3, h: dense(5) -> |x| min(max(x, -1.0), 1.0), out: dense(2), loss: mse });
+case!(f_softsign_by_hand, Real, { input: 3, h: dense(5) -> |x| x / (1.0 + abs(x)), out: dense(2), loss: mse });
+case!(f_isru, Real, { input: 3, h: dense(5) -> |x| x / sqrt(1.0 + x * x), out: dense(2), loss: mse });
+case!(f_softplus_by_hand, Real, { input: 3, h: dense(5) -> |x| ln(1.0 + exp(x)), out: dense(2), loss: mse });
+case!(f_cubic, Real, { input: 3, h: dense(5) -> |x| powi(x, 3) - x, out: dense(2), loss: mse });
+case!(f_negative_power, Real, { input: 3, h: dense(5) -> |x| powi(1.0 + x * x, -1), out: dense(2), loss: mse });
+case!(f_half_gelu, Real, { input: 3, h: dense(5) -> |x| gelu(x) * 0.5, out: dense(2), loss: mse });
+case!(f_elu_plus_linear, Real, { input: 3, h: dense(5) -> |x| elu(x, 0.5) + 0.1 * x, out: dense(2), loss: mse });
+case!(f_tanh_cosh, Real, { input: 3, h: dense(5) -> |x| tanh(x) * cosh(0.5 * x), out: dense(2), loss: mse });
+case!(f_gaussian_bump, Real, { input: 3, h: dense(5) -> |x| exp(-x * x), out: dense(2), loss: mse });
+case!(f_named_argument, Real, { input: 3, h: dense(5) -> |z| sigmoid(2.0 * z) * z, out: dense(2), loss: mse });
+case!(f_nested_if, Real, { input: 3, h: dense(5) -> |x| if x > 1.0 { 1.0 } else { if x < -1.0 { -1.0 } else { x } }, out: dense(2), loss: mse });
+case!(f_catalog_sum, Real, { input: 3, h: dense(5) -> |x| softsign(x) + relu(x), out: dense(2), loss: mse });
+case!(f_gelu_sigmoid_form, OneHot, { input: 3, h: dense(5) -> |x| x * sigmoid(1.702 * x), out: dense(3) -> softmax, loss: cross_entropy });
+
+// ... and losses.
+case!(f_log_cosh_by_hand, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(ln(cosh(yhat - y))) });
+case!(f_bce_by_hand, Binary, { input: 3, h: dense(5) -> tanh, out: dense(2) -> sigmoid, loss: |yhat, y| -mean(y * ln(yhat) + (1.0 - y) * ln(1.0 - yhat)) });
+case!(f_sum_over_n, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| sum((yhat - y) * (yhat - y)) / n });
+case!(f_huber_by_hand, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(if abs(yhat - y) <= 0.5 { 0.5 * powi(yhat - y, 2) } else { 0.5 * (abs(yhat - y) - 0.25) }) });
+case!(f_worst_output, Real, { input: 3, h: dense(5) -> tanh, out: dense(3), loss: |yhat, y| max(abs(yhat - y)) });
+case!(f_pinball_by_hand, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(max(0.9 * (y - yhat), -0.1 * (y - yhat))) });
+case!(f_rmse, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| sqrt(mean((yhat - y) * (yhat - y)) + 1e-6) });
+case!(f_poisson_by_hand, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(exp(yhat) - y * yhat) });
+case!(f_ce_by_hand, OneHot, { input: 3, h: dense(5) -> tanh, out: dense(3) -> softmax, loss: |p, t| -sum(t * ln(p)) });
+case!(f_mixed, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(abs(yhat - y)) + 0.1 * mean((yhat - y) * (yhat - y)) });
+case!(f_quartic, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| sum(powi(yhat - y, 4)) * 0.25 });
+case!(f_smooth_abs, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(softplus(yhat - y) + softplus(y - yhat)) });

@@ -46,8 +46,36 @@ pub enum Value {
         /// `dense(4)` or `binary_cross_entropy`.
         head: Call,
         /// The activation after `->`, if any.
-        activation: Option<Call>,
+        activation: Option<ActivationSpec>,
     },
+    /// A formula, as in `loss: |yhat, y| mean(ln(cosh(yhat - y)))`.
+    Formula(Box<syn::ExprClosure>),
+}
+
+/// What follows `->`: a catalog activation or a formula.
+pub enum ActivationSpec {
+    /// `relu`, `leaky_relu(0.1)`, `elu(alpha = 0.5)`.
+    Call(Call),
+    /// `|x| x * sigmoid(x)`.
+    Formula(Box<syn::ExprClosure>),
+}
+
+impl ActivationSpec {
+    /// The span of the whole activation.
+    pub fn span(&self) -> Span {
+        match self {
+            ActivationSpec::Call(c) => c.span(),
+            ActivationSpec::Formula(f) => syn::spanned::Spanned::span(&**f),
+        }
+    }
+
+    /// The span of its name (of the `|` for a formula).
+    pub fn name_span(&self) -> Span {
+        match self {
+            ActivationSpec::Call(c) => c.name.span(),
+            ActivationSpec::Formula(f) => f.or1_token.span,
+        }
+    }
 }
 
 /// `name` or `name(arg, ...)`.
@@ -89,6 +117,7 @@ impl Value {
     pub fn span(&self) -> Span {
         match self {
             Value::Number(n) => n.span,
+            Value::Formula(f) => syn::spanned::Spanned::span(&**f),
             Value::Spec { head, activation } => {
                 let s = head.span();
                 match activation {
@@ -258,14 +287,21 @@ impl Parse for Entry {
         })?;
         let value = if input.peek(LitInt) || input.peek(LitFloat) || input.peek(Token![-]) {
             Value::Number(input.parse()?)
+        } else if input.peek(Token![|]) {
+            Value::Formula(Box::new(input.parse()?))
         } else {
             let head: Call = input.parse()?;
             let activation = if input.peek(Token![->]) {
                 let arrow: Token![->] = input.parse()?;
                 more(input, arrow.spans[1], || {
-                    "expected an activation after `->`, such as `relu`".to_string()
+                    "expected an activation after `->`, such as `relu` or `|x| x * sigmoid(x)`"
+                        .to_string()
                 })?;
-                Some(input.parse()?)
+                if input.peek(Token![|]) {
+                    Some(ActivationSpec::Formula(Box::new(input.parse()?)))
+                } else {
+                    Some(ActivationSpec::Call(input.parse()?))
+                }
             } else {
                 None
             };

@@ -6,7 +6,12 @@
 use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, Ident, Visibility};
 
-use crate::ast::{Arg, Call, NetworkDef, Number, Value};
+use symnet_runtime::catalog::{self, ActivationEntry, Init, LossEntry, Output, Param};
+use symnet_runtime::Targets;
+use syn::ExprClosure;
+
+use crate::ast::{ActivationSpec, Arg, Call, NetworkDef, Number, Value};
+use crate::formula::{self, Role};
 
 /// The widest layer or input that may be declared. Beyond it the generated arrays would not be
 /// "small, fixed-shape" in any sense, and rustc would spend minutes on the array types alone.
@@ -26,93 +31,132 @@ pub enum ScalarType {
     F64,
 }
 
-/// An elementwise (or, for softmax, row-wise) activation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Activation {
-    /// `z`.
-    Identity,
-    /// `1 / (1 + e^-z)`.
-    Sigmoid,
-    /// `tanh z`.
-    Tanh,
-    /// `max(z, 0)`.
-    Relu,
-    /// `z` for `z > 0`, else `alpha z`.
-    LeakyRelu(f64),
-    /// `ln(1 + e^z)`.
-    Softplus,
-    /// `e^z / sum e^z` (output layer only).
-    Softmax,
+/// A layer's activation: a catalog entry with its hyperparameters, or a user's formula.
+#[derive(Clone, Debug)]
+pub struct Activation {
+    /// The catalog entry, or `None` for a formula written in the declaration.
+    pub entry: Option<&'static ActivationEntry>,
+    /// The hyperparameters' values, in the entry's order.
+    pub params: Vec<f64>,
+    /// The formula: the entry's, parsed, or the user's (with its tokens, for errors).
+    pub formula: ExprClosure,
 }
 
 impl Activation {
-    /// The activation's name as written.
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Identity => "identity",
-            Activation::Sigmoid => "sigmoid",
-            Activation::Tanh => "tanh",
-            Activation::Relu => "relu",
-            Activation::LeakyRelu(_) => "leaky_relu",
-            Activation::Softplus => "softplus",
-            Activation::Softmax => "softmax",
+    /// The catalog entry `name` with its defaults (tests and the identity of a bare `dense`).
+    pub fn builtin(name: &str) -> Self {
+        let entry = catalog::activation(name).expect("a catalog activation");
+        Activation {
+            entry: Some(entry),
+            params: entry
+                .params
+                .iter()
+                .map(|p| p.default.unwrap_or(0.0))
+                .collect(),
+            formula: formula::parse_entry(entry.formula),
         }
     }
 
-    /// Whether `init` uses He (relu-like) rather than Glorot initialization.
-    pub fn is_relu_like(self) -> bool {
-        matches!(self, Activation::Relu | Activation::LeakyRelu(_))
+    /// The activation's name (`formula` for a user's formula).
+    pub fn name(&self) -> &'static str {
+        self.entry.map_or("formula", |e| e.name)
+    }
+
+    /// Whether it is the catalog entry `name`.
+    pub fn is(&self, name: &str) -> bool {
+        self.entry.is_some_and(|e| e.name == name)
+    }
+
+    /// How `init` draws the layer's weights (Glorot for a user's formula).
+    pub fn init(&self) -> Init {
+        self.entry.map_or(Init::Glorot, |e| e.init)
+    }
+
+    /// As written: `relu`, `leaky_relu(0.1)`, `|x| x * sigmoid(x)`.
+    pub fn describe(&self) -> String {
+        match self.entry {
+            Some(e) if self.params.is_empty() => e.name.to_string(),
+            Some(e) => format!(
+                "{}({})",
+                e.name,
+                self.params
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => formula_text(&self.formula),
+        }
     }
 }
 
-const ACTIVATIONS: &[&str] = &[
-    "identity",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "leaky_relu",
-    "softplus",
-    "softmax",
-];
-
-/// A loss; see the crate documentation for the exact formulas.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Loss {
-    /// Mean squared error.
-    Mse,
-    /// Mean absolute error.
-    Mae,
-    /// Gaussian negative log-likelihood with a fixed sigma.
-    GaussianNll {
-        /// The standard deviation, `> 0`.
-        sigma: f64,
-    },
-    /// Binary cross-entropy on a sigmoid output.
-    BinaryCrossEntropy,
-    /// Categorical cross-entropy on a softmax output.
-    CrossEntropy,
+/// A network's loss: a catalog entry with its hyperparameters, or a user's formula.
+#[derive(Clone, Debug)]
+pub struct Loss {
+    /// The catalog entry, or `None` for a formula written in the declaration.
+    pub entry: Option<&'static LossEntry>,
+    /// The hyperparameters' values, in the entry's order.
+    pub params: Vec<f64>,
+    /// The formula.
+    pub formula: ExprClosure,
 }
 
 impl Loss {
-    /// The loss's name as written.
-    pub fn name(self) -> &'static str {
-        match self {
-            Loss::Mse => "mse",
-            Loss::Mae => "mae",
-            Loss::GaussianNll { .. } => "gaussian_nll",
-            Loss::BinaryCrossEntropy => "binary_cross_entropy",
-            Loss::CrossEntropy => "cross_entropy",
+    /// The loss's name (`formula` for a user's formula).
+    pub fn name(&self) -> &'static str {
+        self.entry.map_or("formula", |e| e.name)
+    }
+
+    /// Whether it is the catalog entry `name`.
+    pub fn is(&self, name: &str) -> bool {
+        self.entry.is_some_and(|e| e.name == name)
+    }
+
+    /// What it needs of the targets (any finite values for a user's formula).
+    pub fn targets(&self) -> Targets {
+        self.entry.map_or(Targets::Real, |e| e.targets)
+    }
+
+    /// As written: `mse`, `huber(1)`, `|yhat, y| ...`.
+    pub fn describe(&self) -> String {
+        match self.entry {
+            Some(e) if self.params.is_empty() => e.name.to_string(),
+            Some(e) => format!(
+                "{}({})",
+                e.name,
+                self.params
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => formula_text(&self.formula),
         }
     }
 }
 
-const LOSSES: &[&str] = &[
-    "mse",
-    "mae",
-    "gaussian_nll",
-    "binary_cross_entropy",
-    "cross_entropy",
-];
+/// A formula's text, tokens spaced as rustfmt would roughly write them.
+fn formula_text(f: &ExprClosure) -> String {
+    quote::ToTokens::to_token_stream(f)
+        .to_string()
+        .replace(" (", "(")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(" ,", ",")
+}
+
+/// The names of the catalog's activations (and aliases), for "did you mean".
+fn activation_names() -> Vec<&'static str> {
+    catalog::ACTIVATIONS
+        .iter()
+        .flat_map(|a| std::iter::once(a.name).chain(a.aliases.iter().copied()))
+        .collect()
+}
+
+/// The names of the catalog's losses.
+fn loss_names() -> Vec<&'static str> {
+    catalog::LOSSES.iter().map(|l| l.name).collect()
+}
 
 /// One validated dense layer.
 #[derive(Clone, Debug)]
@@ -140,6 +184,9 @@ pub struct Net {
     pub cfgs: Vec<Attribute>,
     /// Whether `#[symnet(allow_collapse)]` was given (silences the collapse note).
     pub allow_collapse: bool,
+    /// Whether `#[symnet(allow_domain)]` was given (silences the notes about `ln`, `sqrt` and
+    /// divisions whose argument the range analysis cannot prove safe).
+    pub allow_domain: bool,
     /// The file of `#[symnet(weights = "..")]`, embedded as `PRETRAINED`.
     pub weights: Option<syn::LitStr>,
     /// The struct's visibility.
@@ -229,6 +276,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
     };
 
     let mut allow_collapse = false;
+    let mut allow_domain = false;
     let mut weights: Option<syn::LitStr> = None;
     let mut attrs = Vec::new();
     let mut cfgs = Vec::new();
@@ -237,6 +285,9 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
             let r = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("allow_collapse") {
                     allow_collapse = true;
+                    Ok(())
+                } else if meta.path.is_ident("allow_domain") {
+                    allow_domain = true;
                     Ok(())
                 } else if meta.path.is_ident("weights") {
                     let lit: syn::LitStr = meta.value()?.parse().map_err(|e| {
@@ -252,7 +303,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
                     Ok(())
                 } else {
                     Err(meta.error(
-                        "unknown symnet option; the options are `allow_collapse` and `weights = \"file.safetensors\"`",
+                        "unknown symnet option; the options are `allow_collapse`, `allow_domain` and `weights = \"file.safetensors\"`",
                     ))
                 }
             });
@@ -323,14 +374,22 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
                     activation: Some(a),
                     ..
                 } => errs.push(
-                    a.name.span(),
+                    a.name_span(),
                     "a loss takes no activation; put the activation on the output layer",
                 ),
+                Value::Formula(f) => {
+                    let l = Loss {
+                        entry: None,
+                        params: Vec::new(),
+                        formula: (**f).clone(),
+                    };
+                    loss = Some((l, syn::spanned::Spanned::span(&**f)));
+                }
                 Value::Number(n) => errs.push(
                     n.span,
                     format!(
-                        "`loss` takes a loss function, one of: {}",
-                        LOSSES.join(", ")
+                        "`loss` takes a loss function, one of: {}, or a formula `|yhat, y| ...`",
+                        loss_names().join(", ")
                     ),
                 ),
             }
@@ -374,46 +433,54 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
 
     // Softmax is row-wise: only the output layer may use it.
     for l in layers.iter().rev().skip(1) {
-        if l.activation == Activation::Softmax {
+        if l.activation.entry.is_some_and(|e| e.rowwise) {
             errs.push(
                 l.activation_span,
                 format!(
-                    "softmax is only allowed on the output layer; `{}` is a hidden layer",
+                    "{} is only allowed on the output layer; `{}` is a hidden layer",
+                    l.activation.name(),
                     l.name
                 ),
             );
         }
     }
 
-    if let (Some((loss, span)), Some(out)) = (loss, layers.last()) {
-        match loss {
-            Loss::CrossEntropy => {
-                if out.activation != Activation::Softmax {
+    if let (Some((loss, span)), Some(out)) = (&loss, layers.last()) {
+        let name = loss.name();
+        match loss.entry.map(|e| e.output) {
+            Some(Output::Softmax) => {
+                if !out.activation.is("softmax") {
                     errs.push(
-                        span,
+                        *span,
                         format!(
-                            "`cross_entropy` needs a softmax output: write `{}: dense({}) -> softmax`",
+                            "`{name}` needs a softmax output: write `{}: dense({}) -> softmax`",
                             out.name, out.width
                         ),
                     );
                 } else if out.width < 2 {
                     errs.push(
                         out.width_span,
-                        "`cross_entropy` over a softmax needs at least 2 classes; for one output use `sigmoid` with `binary_cross_entropy`",
+                        format!("`{name}` over a softmax needs at least 2 classes; for one output use `sigmoid` with `binary_cross_entropy`"),
                     );
                 }
             }
-            Loss::BinaryCrossEntropy if out.activation != Activation::Sigmoid => {
+            Some(Output::Sigmoid) if !out.activation.is("sigmoid") => {
                 errs.push(
-                    span,
+                    *span,
                     format!(
-                        "`binary_cross_entropy` needs a sigmoid output, but `{}` ends in `{}`",
+                        "`{name}` needs a sigmoid output, but `{}` ends in `{}`",
                         out.name,
-                        out.activation.name()
+                        out.activation.describe()
                     ),
                 );
             }
             _ => {}
+        }
+        // A user's loss formula is checked against the output width.
+        if loss.entry.is_none() {
+            if let Err(e) = formula::validate(&loss.formula, Role::Loss, &[], &[], out.width) {
+                errs.push_error(e);
+            }
         }
     }
 
@@ -442,6 +509,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
             attrs,
             cfgs,
             allow_collapse,
+            allow_domain,
             weights,
             vis: def.vis,
             struct_token: def.struct_token,
@@ -519,6 +587,13 @@ fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
     let span = value.span();
     let (head, activation) = match value {
         Value::Spec { head, activation } => (head, activation),
+        Value::Formula(f) => {
+            errs.push(
+                f.or1_token.span,
+                format!("a layer is declared as `{name}: dense(8) -> |x| ...`: the formula is its activation, after `->`"),
+            );
+            return None;
+        }
         Value::Number(n) => {
             errs.push(
                 n.span,
@@ -533,12 +608,12 @@ fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
     if head.name != "dense" {
         let hint = if head.name.to_string().eq_ignore_ascii_case("dense") {
             "; did you mean `dense`?".to_string()
-        } else if ACTIVATIONS.contains(&head.name.to_string().as_str()) {
+        } else if catalog::activation(&head.name.to_string()).is_some() {
             format!(
                 "; an activation follows the layer, as in `{name}: dense(8) -> {}`",
                 head.name
             )
-        } else if LOSSES.contains(&head.name.to_string().as_str()) {
+        } else if catalog::loss(&head.name.to_string()).is_some() {
             "; a loss is declared as `loss: ...` after the layers".to_string()
         } else {
             String::new()
@@ -558,7 +633,7 @@ fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
     };
     let activation_span = activation
         .as_ref()
-        .map_or(head.name.span(), |a| a.name.span());
+        .map_or(head.name.span(), |a| a.name_span());
     let w = match &head.args {
         Some((_, args)) if args.len() == 1 && args[0].key.is_none() => {
             width(errs, &args[0].value, "layer")
@@ -585,8 +660,21 @@ fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
         }
     };
     let act = match activation {
-        None => Some(Activation::Identity),
-        Some(call) => parse_activation(errs, call),
+        None => Some(Activation::builtin("identity")),
+        Some(ActivationSpec::Call(call)) => parse_activation(errs, call),
+        Some(ActivationSpec::Formula(f)) => {
+            match formula::validate(f, Role::Activation, &[], &[], w.unwrap_or(1)) {
+                Ok(()) => Some(Activation {
+                    entry: None,
+                    params: Vec::new(),
+                    formula: (**f).clone(),
+                }),
+                Err(e) => {
+                    errs.push_error(e);
+                    None
+                }
+            }
+        }
     };
     Some(Layer {
         name,
@@ -598,50 +686,121 @@ fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
     })
 }
 
-fn no_args(errs: &mut Errors, call: &Call) -> bool {
-    if let Some((paren, _)) = &call.args {
-        errs.push(
-            paren.span.join(),
-            format!("`{}` takes no arguments", call.name),
-        );
-        false
-    } else {
-        true
+/// The hyperparameters of `call` for a catalog entry's `params`: written in order or as
+/// `name = value`, defaults filled in, each checked against its bounds. `None` after errors.
+fn hyperparameters(errs: &mut Errors, call: &Call, params: &[Param]) -> Option<Vec<f64>> {
+    let name = &call.name;
+    let args: Vec<&Arg> = match &call.args {
+        Some((_, a)) => a.iter().collect(),
+        None => Vec::new(),
+    };
+    let form = || {
+        // A value each parameter allows, for the example.
+        let example = |p: &Param| p.default.unwrap_or(if p.max <= 1.0 { 0.1 } else { 1.0 });
+        let ps: Vec<String> = params
+            .iter()
+            .map(|p| format!("{} = {:?}", p.name, example(p)))
+            .collect();
+        format!("`{name}({})`", ps.join(", "))
+    };
+    if params.is_empty() {
+        if let Some((paren, _)) = &call.args {
+            errs.push(paren.span.join(), format!("`{name}` takes no arguments"));
+            return None;
+        }
+        return Some(Vec::new());
     }
+    let mut values: Vec<Option<f64>> = vec![None; params.len()];
+    let mut ok = true;
+    for (k, a) in args.iter().enumerate() {
+        let slot = match &a.key {
+            Some(key) => match params.iter().position(|p| key == p.name) {
+                Some(i) => i,
+                None => {
+                    errs.push(
+                        key.span(),
+                        format!(
+                            "unknown argument `{key}` of `{name}`; the form is {}",
+                            form()
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                }
+            },
+            None if k < params.len() => k,
+            None => {
+                errs.push(
+                    a.value.span,
+                    format!("`{name}` takes {} argument(s): {}", params.len(), form()),
+                );
+                ok = false;
+                continue;
+            }
+        };
+        if !no_suffix(errs, &a.value) {
+            ok = false;
+            continue;
+        }
+        let p = &params[slot];
+        if !p.allows(a.value.value) {
+            let ([open, close], lo, hi) = p.interval();
+            errs.push(
+                a.value.span,
+                format!(
+                    "`{}` of `{name}` must be in {open}{lo}, {hi}{close}, as in {}",
+                    p.name,
+                    form()
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        values[slot] = Some(a.value.value);
+    }
+    let mut out = Vec::new();
+    for (p, v) in params.iter().zip(values) {
+        match v.or(p.default) {
+            Some(v) => out.push(v),
+            None => {
+                if ok {
+                    let span = match &call.args {
+                        Some((paren, _)) => paren.span.join(),
+                        None => call.name.span(),
+                    };
+                    errs.push(
+                        span,
+                        format!("`{name}` needs its `{}`, as in {}", p.name, form()),
+                    );
+                }
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 fn parse_activation(errs: &mut Errors, call: &Call) -> Option<Activation> {
     let name = call.name.to_string();
-    let simple = match name.as_str() {
-        "identity" => Some(Activation::Identity),
-        "sigmoid" => Some(Activation::Sigmoid),
-        "tanh" => Some(Activation::Tanh),
-        "relu" => Some(Activation::Relu),
-        "softplus" => Some(Activation::Softplus),
-        "softmax" => Some(Activation::Softmax),
-        _ => None,
-    };
-    if let Some(a) = simple {
-        return no_args(errs, call).then_some(a);
+    if let Some(entry) = catalog::activation(&name) {
+        let params = hyperparameters(errs, call, entry.params)?;
+        return Some(Activation {
+            entry: Some(entry),
+            params,
+            formula: formula::parse_entry(entry.formula),
+        });
     }
-    if name == "leaky_relu" {
-        let alpha = single_number(errs, call, "alpha", "`leaky_relu(0.01)`")?;
-        if !(alpha.value.is_finite() && alpha.value >= 0.0 && alpha.value < 1.0) {
-            errs.push(
-                alpha.span,
-                "the slope of `leaky_relu` must be in [0, 1), as in `leaky_relu(0.01)`",
-            );
-            return None;
-        }
-        return Some(Activation::LeakyRelu(alpha.value));
-    }
+    let names = activation_names();
     let mut msg = format!("unknown activation `{name}`");
-    if let Some(s) = did_you_mean(&name, ACTIVATIONS) {
+    if let Some(s) = did_you_mean(&name, &names) {
         msg.push_str(&format!("; did you mean `{s}`?"));
     } else {
-        msg.push_str(&format!("; expected one of: {}", ACTIVATIONS.join(", ")));
+        msg.push_str(&format!(
+            "; expected one of: {}, or a formula `|x| ...`",
+            names.join(", ")
+        ));
     }
-    if LOSSES.contains(&name.as_str()) {
+    if catalog::loss(&name).is_some() {
         msg = format!(
             "`{name}` is a loss, not an activation: declare it as `loss: {name}` after the layers"
         );
@@ -652,73 +811,29 @@ fn parse_activation(errs: &mut Errors, call: &Call) -> Option<Activation> {
 
 fn parse_loss(errs: &mut Errors, call: &Call) -> Option<Loss> {
     let name = call.name.to_string();
-    let simple = match name.as_str() {
-        "mse" => Some(Loss::Mse),
-        "mae" => Some(Loss::Mae),
-        "binary_cross_entropy" => Some(Loss::BinaryCrossEntropy),
-        "cross_entropy" => Some(Loss::CrossEntropy),
-        _ => None,
-    };
-    if let Some(l) = simple {
-        return no_args(errs, call).then_some(l);
+    if let Some(entry) = catalog::loss(&name) {
+        let params = hyperparameters(errs, call, entry.params)?;
+        return Some(Loss {
+            entry: Some(entry),
+            params,
+            formula: formula::parse_entry(entry.formula),
+        });
     }
-    if name == "gaussian_nll" {
-        let sigma = single_number(errs, call, "sigma", "`gaussian_nll(sigma = 1.0)`")?;
-        if !(sigma.value.is_finite() && sigma.value > 0.0) {
-            errs.push(
-                sigma.span,
-                "`sigma` of `gaussian_nll` must be a positive number",
-            );
-            return None;
-        }
-        return Some(Loss::GaussianNll { sigma: sigma.value });
-    }
+    let names = loss_names();
     let mut msg = format!("unknown loss `{name}`");
-    if let Some(s) = did_you_mean(&name, LOSSES) {
+    if let Some(s) = did_you_mean(&name, &names) {
         msg.push_str(&format!("; did you mean `{s}`?"));
     } else {
-        msg.push_str(&format!("; expected one of: {}", LOSSES.join(", ")));
+        msg.push_str(&format!(
+            "; expected one of: {}, or a formula `|yhat, y| ...`",
+            names.join(", ")
+        ));
     }
-    if ACTIVATIONS.contains(&name.as_str()) {
+    if catalog::activation(&name).is_some() {
         msg = format!("`{name}` is an activation, not a loss: put it on the output layer, as in `output: dense(1) -> {name}`");
     }
     errs.push(call.name.span(), msg);
     None
-}
-
-/// The one numeric argument of `call`, written plainly or as `key = value`.
-fn single_number(errs: &mut Errors, call: &Call, key: &str, example: &str) -> Option<Number> {
-    let args: Vec<&Arg> = match &call.args {
-        Some((_, a)) => a.iter().collect(),
-        None => Vec::new(),
-    };
-    if args.len() != 1 {
-        let span = match &call.args {
-            Some((p, _)) => p.span.join(),
-            None => call.name.span(),
-        };
-        errs.push(
-            span,
-            format!(
-                "`{}` takes one argument `{key}`, as in {example}",
-                call.name
-            ),
-        );
-        return None;
-    }
-    if let Some(k) = &args[0].key {
-        if k != key {
-            errs.push(
-                k.span(),
-                format!(
-                    "unknown argument `{k}` of `{}`; expected `{key}`",
-                    call.name
-                ),
-            );
-            return None;
-        }
-    }
-    no_suffix(errs, &args[0].value).then(|| args[0].value.clone())
 }
 
 /// The type inside invisible groups (a `$t:ty` of `macro_rules!`) and parentheses.
@@ -891,14 +1006,15 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("sigmod", super::ACTIVATIONS), Some("sigmoid"));
-        assert_eq!(did_you_mean("reul", super::ACTIVATIONS), Some("relu"));
-        assert_eq!(did_you_mean("mes", super::LOSSES), Some("mse"));
-        assert_eq!(did_you_mean("banana", super::ACTIVATIONS), None);
-        assert_eq!(did_you_mean("ReLU", super::ACTIVATIONS), Some("relu"));
-        assert_eq!(did_you_mean("MSE", super::LOSSES), Some("mse"));
+        let (acts, losses) = (super::activation_names(), super::loss_names());
+        assert_eq!(did_you_mean("sigmod", &acts), Some("sigmoid"));
+        assert_eq!(did_you_mean("reul", &acts), Some("relu"));
+        assert_eq!(did_you_mean("mes", &losses), Some("mse"));
+        assert_eq!(did_you_mean("banana", &acts), None);
+        assert_eq!(did_you_mean("ReLU", &acts), Some("relu"));
+        assert_eq!(did_you_mean("MSE", &losses), Some("mse"));
         assert_eq!(
-            did_you_mean("Binary_Cross_Entropy", super::LOSSES),
+            did_you_mean("Binary_Cross_Entropy", &losses),
             Some("binary_cross_entropy")
         );
     }

@@ -8,13 +8,17 @@ use egg::{Id, Symbol};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::check::{Activation, Loss, Net};
+use crate::check::Net;
 use crate::emit::{scalar_lit, scalar_type, Dest, Emitter};
 use crate::emit_lanes::{LaneDest, LaneEmitter};
+use crate::formula::Need;
 use crate::grad::differentiate;
 use crate::hoist::{split, Split};
+use crate::ir::Range;
 use crate::ir::{bias_symbol, lower, weight_symbol, Shape, Tensor, TensorAnalysis};
 use crate::simplify::{add_all, extract, saturate, Graph, Program, Report};
+use symnet_runtime::catalog::{Init, Output};
+use symnet_runtime::Targets;
 
 /// Everything the pipeline produced for one network.
 #[derive(Clone, Debug)]
@@ -44,6 +48,9 @@ pub struct Compiled {
     pub forward_report: Report,
     /// The saturation of forward and gradients together.
     pub backward_report: Report,
+    /// Where a user's formula takes `ln` or `sqrt` of, or divides by, a value that the range
+    /// analysis cannot prove positive, non-negative or nonzero: the token and the note.
+    pub domain_notes: Vec<(Span, String)>,
 }
 
 fn internal(net: &Net, what: &str, detail: &str) -> syn::Error {
@@ -63,11 +70,11 @@ fn check_conflicts(net: &Net, eg: &Graph, what: &str) -> syn::Result<()> {
 
 /// Runs the pipeline: lower, saturate, extract, differentiate, saturate, extract.
 pub fn compile(net: &Net) -> syn::Result<Compiled> {
-    let lowered = lower(net);
+    let lowered = lower(net)?;
     let analysis = TensorAnalysis {
         symbols: lowered.symbols.clone(),
         conflicts: Vec::new(),
-        target_sums_to_one: net.loss == crate::check::Loss::CrossEntropy,
+        target_sums_to_one: net.loss.is("cross_entropy"),
     };
 
     // 1. The forward pass and loss.
@@ -76,6 +83,28 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
     check_conflicts(net, &eg, "lowering")?;
     let (eg, forward_report) = saturate(eg);
     check_conflicts(net, &eg, "forward saturation")?;
+    // What the ranges, after every rewrite, prove about the user's `ln`, `sqrt` and divisions.
+    let mut domain_notes = Vec::new();
+    for d in &lowered.domain {
+        let range = eg[ids[usize::from(d.arg)]].data.range;
+        let (ok, what) = match d.need {
+            Need::Positive => (range.nonzero() && range >= Range::NonNegative, "positive"),
+            Need::NonNegative => (range >= Range::NonNegative, "non-negative"),
+            Need::NonZero => (range.nonzero(), "nonzero"),
+        };
+        if !ok {
+            let subject = match d.op {
+                "/" => "the denominator of this division".to_string(),
+                op => format!("the argument of `{op}`"),
+            };
+            domain_notes.push((
+                d.span,
+                format!(
+                    "symnet cannot prove {subject} {what} for every input: where it is not, the network computes NaN or infinity. Add `#[symnet(allow_domain)]` to the declaration to silence this note"
+                ),
+            ));
+        }
+    }
     let roots: Vec<Id> = [lowered.output, lowered.latent, lowered.loss]
         .iter()
         .map(|r| ids[usize::from(*r)])
@@ -119,15 +148,20 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
         grad_roots.push((w, b));
     }
     let backward = program(&broots)?;
+    // A fused loss (cross-entropy on its sigmoid or softmax output) must have lost every
+    // logarithm and division to the rules, unless an activation brings its own.
+    let fused = net.loss.entry.is_some_and(|e| e.output != Output::Any);
     for (what, p) in [
         ("forward", &forward),
         ("latent", &latent),
         ("loss", &loss),
         ("backward", &backward),
     ] {
-        if p.nodes
-            .iter()
-            .any(|n| matches!(n, Tensor::Ln(_) | Tensor::Div(_)))
+        if fused
+            && !lowered.activations_divide
+            && p.nodes
+                .iter()
+                .any(|n| matches!(n, Tensor::Ln(_) | Tensor::Div(_)))
         {
             return Err(internal(
                 net,
@@ -179,6 +213,7 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
         grad_roots,
         forward_report,
         backward_report,
+        domain_notes,
     })
 }
 
@@ -209,10 +244,10 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
     let inits = net.layers.iter().enumerate().map(|(k, l)| {
         let name = &l.name;
         let k = k as u64;
-        let kind = if l.activation.is_relu_like() {
-            quote!(He)
-        } else {
-            quote!(Glorot)
+        let kind = match l.activation.init() {
+            Init::Glorot => quote!(Glorot),
+            Init::He => quote!(He),
+            Init::LeCun => quote!(LeCun),
         };
         quote!(#KRATE::__private::init_dense(&mut net.#name, seed, #k, #KRATE::__private::InitKind::#kind);)
     });
@@ -415,6 +450,20 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
     // A note when layers collapse: stable proc macros cannot emit warnings, so the note is the
     // deprecation warning of a unit struct used at the first collapsed layer's name.
     let mut notes = TokenStream::new();
+    if !net.allow_domain {
+        for (span, note) in &c.domain_notes {
+            let marker = format_ident!("unproven_domain", span = *span);
+            notes.extend(quote::quote_spanned! {*span=>
+                #(#cfgs)*
+                const _: () = {
+                    #[deprecated(note = #note)]
+                    #[allow(non_camel_case_types)]
+                    struct #marker;
+                    let _ = #marker;
+                };
+            });
+        }
+    }
     if !net.allow_collapse {
         for (s, e) in crate::explain::collapsed_runs(net, c) {
             let names: Vec<String> = net.layers[s..=e]
@@ -456,10 +505,10 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
     let dense_zeros = quote!(#KRATE::Dense::zeros());
     let predict_class = predict_class(net);
     // What the loss needs of its targets, checked by the trainers before they use a data set.
-    let targets = match net.loss {
-        Loss::BinaryCrossEntropy => quote!(Probabilities),
-        Loss::CrossEntropy => quote!(Distribution),
-        Loss::Mse | Loss::Mae | Loss::GaussianNll { .. } => quote!(Real),
+    let targets = match net.loss.targets() {
+        Targets::Probabilities => quote!(Probabilities),
+        Targets::Distribution => quote!(Distribution),
+        Targets::Real => quote!(Real),
     };
     quote! {
         #struct_item
@@ -721,8 +770,9 @@ fn predict_class(net: &Net) -> TokenStream {
     };
     let ty = scalar_type(net.scalar);
     let n_in = net.inputs;
-    match out.activation {
-        Activation::Sigmoid if out.width == 1 => {
+    let act = &out.activation;
+    match () {
+        _ if act.is("sigmoid") && out.width == 1 => {
             let half = scalar_lit(net.scalar, 0.5);
             quote! {
                 /// The predicted class of one sample, `0` or `1`: whether the sigmoid output is
@@ -733,7 +783,7 @@ fn predict_class(net: &Net) -> TokenStream {
                 }
             }
         }
-        Activation::Sigmoid | Activation::Softmax => quote! {
+        _ if act.is("sigmoid") || act.is("softmax") => quote! {
             /// The predicted class of one sample: the index of the largest output (the first
             /// on ties; a NaN never wins).
             #[inline]

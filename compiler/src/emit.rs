@@ -110,6 +110,11 @@ macro_rules! elementwise_ops {
             | Tensor::Sign(_)
             | Tensor::LeakyRelu(_)
             | Tensor::LeakyStep(_)
+            | Tensor::Sqrt(_)
+            | Tensor::Cosh(_)
+            | Tensor::Gt(_)
+            | Tensor::Ge(_)
+            | Tensor::Select(_)
     };
 }
 pub(crate) use elementwise_ops;
@@ -169,6 +174,11 @@ pub(crate) fn elementwise_expr(
         Tensor::Sign(_) => call("sign", &[sub(0)]),
         Tensor::LeakyRelu(_) => call("leaky_relu", &[sub(0), sub(1)]),
         Tensor::LeakyStep(_) => call("leaky_step", &[sub(0), sub(1)]),
+        Tensor::Sqrt(_) => call("sqrt", &[sub(0)]),
+        Tensor::Cosh(_) => call("cosh", &[sub(0)]),
+        Tensor::Gt(_) => call("gt", &[sub(0), sub(1)]),
+        Tensor::Ge(_) => call("ge", &[sub(0), sub(1)]),
+        Tensor::Select(_) => call("select", &[sub(0), sub(1), sub(2)]),
         _ => return None,
     })
 }
@@ -198,6 +208,7 @@ fn is_reduction(node: &Tensor) -> bool {
             | Tensor::MatMul(_)
             | Tensor::Sum(_)
             | Tensor::Softmax(_)
+            | Tensor::MaxMask(_)
             | Tensor::LogSumExp(_)
     )
 }
@@ -223,7 +234,7 @@ impl<'a> Emitter<'a> {
                 let rep = match node {
                     Tensor::Outer(_) | Tensor::MatMul(_) => true,
                     Tensor::MatVec(_) => k == 1,
-                    Tensor::Softmax(_) | Tensor::LogSumExp(_) => true,
+                    Tensor::Softmax(_) | Tensor::LogSumExp(_) | Tensor::MaxMask(_) => true,
                     _ => false,
                 };
                 repeated[c] |= rep;
@@ -368,15 +379,15 @@ impl<'a> Emitter<'a> {
                 let n = self.prog.shapes[c].len();
                 self.reduce(n, |k| self.elem(c, &[k]))
             }
-            Tensor::Softmax(_) | Tensor::LogSumExp(_) => {
+            Tensor::Softmax(_) | Tensor::LogSumExp(_) | Tensor::MaxMask(_) => {
                 // Only reached through `write`; the operand is gathered, so it is stored.
                 let c = self
                     .whole(self.child(i, 0))
                     .expect("the operand of softmax is materialized or a symbol");
-                let f = if matches!(node, Tensor::Softmax(_)) {
-                    quote!(softmax)
-                } else {
-                    quote!(logsumexp)
+                let f = match node {
+                    Tensor::Softmax(_) => quote!(softmax),
+                    Tensor::MaxMask(_) => quote!(max_mask),
+                    _ => quote!(logsumexp),
                 };
                 quote!(#KRATE::__private::#f(&#c))
             }
@@ -463,7 +474,9 @@ impl<'a> Emitter<'a> {
         let ty = self.ty();
         let zero = self.zero();
         // Whole-array helpers.
-        if let (Tensor::Softmax(_) | Tensor::LogSumExp(_), Dest::Local(name)) = (node, dest) {
+        if let (Tensor::Softmax(_) | Tensor::LogSumExp(_) | Tensor::MaxMask(_), Dest::Local(name)) =
+            (node, dest)
+        {
             let e = self.compute(i, &[]);
             return quote!(let #name = #e;);
         }

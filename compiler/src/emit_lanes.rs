@@ -244,7 +244,7 @@ impl<'a> LaneEmitter<'a> {
                     #acc
                 })
             }
-            Tensor::Softmax(z) | Tensor::LogSumExp(z) => {
+            Tensor::Softmax(z) | Tensor::LogSumExp(z) | Tensor::MaxMask(z) => {
                 // A uniform softmax (its operand does not depend on the sample): the
                 // per-sample helper on the operand's array.
                 let z = usize::from(*z);
@@ -263,13 +263,13 @@ impl<'a> LaneEmitter<'a> {
                         }
                     }
                 };
-                let f = if matches!(node, Tensor::Softmax(_)) {
-                    quote!(softmax)
-                } else {
-                    quote!(logsumexp)
+                let f = match node {
+                    Tensor::Softmax(_) => quote!(softmax),
+                    Tensor::MaxMask(_) => quote!(max_mask),
+                    _ => quote!(logsumexp),
                 };
                 let e = quote!(#KRATE::__private::#f(&#arr));
-                if matches!(node, Tensor::Softmax(_)) {
+                if matches!(node, Tensor::Softmax(_) | Tensor::MaxMask(_)) {
                     quote!(#e #([#idx])*)
                 } else {
                     e
@@ -310,7 +310,7 @@ impl<'a> LaneEmitter<'a> {
         let s = self.fresh("s");
         let lane = Idx::Var(quote!(#s));
         match (node, shape) {
-            (Tensor::Softmax(z), _) | (Tensor::LogSumExp(z), _) => {
+            (Tensor::Softmax(z), _) | (Tensor::LogSumExp(z), _) | (Tensor::MaxMask(z), _) => {
                 // The operand is materialized (softmax gathers it), or `x` / `y` themselves.
                 let z = match &self.prog.nodes[usize::from(*z)] {
                     Tensor::Symbol(sym) if *sym == Symbol::from("x") => quote!(xl),
@@ -320,10 +320,10 @@ impl<'a> LaneEmitter<'a> {
                         quote!(#t)
                     }
                 };
-                let f = if matches!(node, Tensor::Softmax(_)) {
-                    quote!(softmax_lanes)
-                } else {
-                    quote!(logsumexp_lanes)
+                let f = match node {
+                    Tensor::Softmax(_) => quote!(softmax_lanes),
+                    Tensor::MaxMask(_) => quote!(max_mask_lanes),
+                    _ => quote!(logsumexp_lanes),
                 };
                 quote!(let #t = #KRATE::__private::#f(&#z);)
             }

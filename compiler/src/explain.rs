@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use egg::Language;
 
-use crate::check::{Activation, Net};
+use crate::check::Net;
 use crate::codegen::Compiled;
 use crate::simplify::Program;
 
@@ -17,7 +17,7 @@ pub fn collapsed_runs(net: &Net, c: &Compiled) -> Vec<(usize, usize)> {
     let mut runs = Vec::new();
     let mut start = None;
     for (k, l) in net.layers.iter().enumerate() {
-        let linear = l.activation == Activation::Identity;
+        let linear = l.activation.is("identity");
         match (linear, start) {
             (true, None) => start = Some(k),
             (false, Some(s)) => {

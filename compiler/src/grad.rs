@@ -235,8 +235,40 @@ pub fn differentiate(
                 let gp = b.op2(Tensor::Mul, g, p)?;
                 contribute(&mut b, &mut adj, ch[0], gp)?;
             }
+            Tensor::Sqrt(_) => {
+                // (sqrt a)' = 1 / (2 sqrt a)
+                let two = b.constant(2.0)?;
+                let d = b.op2(Tensor::Mul, two, i)?;
+                let gd = b.op2(Tensor::Div, g, d)?;
+                contribute(&mut b, &mut adj, ch[0], gd)?;
+            }
+            Tensor::Cosh(_) => {
+                // cosh' = sinh = (e^a - e^-a) / 2
+                let ea = b.op1(Tensor::Exp, ch[0])?;
+                let na = b.op1(Tensor::Neg, ch[0])?;
+                let ena = b.op1(Tensor::Exp, na)?;
+                let diff = b.op2(Tensor::Sub, ea, ena)?;
+                let half = b.constant(0.5)?;
+                let sinh = b.op2(Tensor::Mul, half, diff)?;
+                let gd = b.op2(Tensor::Mul, g, sinh)?;
+                contribute(&mut b, &mut adj, ch[0], gd)?;
+            }
+            Tensor::Select(_) => {
+                // The taken branch gets the adjoint, the other nothing; the mask is constant
+                // almost everywhere.
+                let zero = b.constant(0.0)?;
+                let ga = b.push(Tensor::Select([ch[0], g, zero].map(Id::from)))?;
+                contribute(&mut b, &mut adj, ch[1], ga)?;
+                let gb = b.push(Tensor::Select([ch[0], zero, g].map(Id::from)))?;
+                contribute(&mut b, &mut adj, ch[2], gb)?;
+            }
             // Piecewise-constant helpers have derivative 0 almost everywhere.
-            Tensor::Step(_) | Tensor::Sign(_) | Tensor::LeakyStep(_) => {}
+            Tensor::Step(_)
+            | Tensor::Sign(_)
+            | Tensor::LeakyStep(_)
+            | Tensor::Gt(_)
+            | Tensor::Ge(_)
+            | Tensor::MaxMask(_) => {}
             Tensor::Num(_) | Tensor::Symbol(_) => {}
         }
     }

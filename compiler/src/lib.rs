@@ -14,6 +14,7 @@ pub mod codegen;
 pub mod emit;
 pub mod emit_lanes;
 pub mod explain;
+pub mod formula;
 pub mod grad;
 pub mod hoist;
 pub mod ir;

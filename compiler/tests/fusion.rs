@@ -26,15 +26,15 @@ const Z: &str = "(+ (mv out.w x) out.b)";
 #[test]
 fn sigmoid_with_binary_cross_entropy_gives_yhat_minus_y_over_m() {
     let c = compiled("input: 3, out: dense(2) -> sigmoid, loss: binary_cross_entropy");
-    // -(seed / m) (y - s(z)) = seed (yhat - y) / m with m = 2.
+    // seed (yhat - y) / m with m = 2.
     assert_eq!(
         logit_gradient(&c),
-        format!("(* (* -0.5 seed) (- y (sigmoid {Z})))")
+        format!("(* (* 0.5 seed) (- (sigmoid {Z}) y))")
     );
     // The loss itself became softplus(z) - y z: no logarithm of a probability.
     assert_eq!(
         c.loss.term(c.loss.roots[0]),
-        format!("(* -0.5 (sum (- (* y {Z}) (softplus {Z}))))")
+        format!("(* 0.5 (sum (- (softplus {Z}) (* y {Z}))))")
     );
 }
 

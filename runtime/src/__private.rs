@@ -28,6 +28,33 @@ pub fn logsumexp<T: Scalar, const N: usize>(z: &[T; N]) -> T {
     logsumexp_slice(z)
 }
 
+/// The one-hot mask of the first largest element of `z` (`max(v) = sum(v * mask)`, and the
+/// mask is the subgradient of `max`).
+#[inline]
+pub fn max_mask<T: Scalar, const N: usize>(z: &[T; N]) -> [T; N] {
+    let mut out = [T::ZERO; N];
+    out[crate::argmax(z)] = T::ONE;
+    out
+}
+
+/// [`max_mask`] of each lane (sample) of `z`.
+#[inline]
+pub fn max_mask_lanes<T: Scalar, const N: usize, const L: usize>(z: &[[T; L]; N]) -> [[T; L]; N] {
+    let mut best = [0usize; L];
+    for (j, row) in z.iter().enumerate() {
+        for s in 0..L {
+            if row[s] > z[best[s]][s] {
+                best[s] = j;
+            }
+        }
+    }
+    let mut out = [[T::ZERO; L]; N];
+    for s in 0..L {
+        out[best[s]][s] = T::ONE;
+    }
+    out
+}
+
 /// How a layer's weights are drawn by `init(seed)`.
 #[derive(Clone, Copy, Debug)]
 pub enum InitKind {
@@ -35,6 +62,8 @@ pub enum InitKind {
     Glorot,
     /// He (Kaiming) uniform: `U(-a, a)`, `a = sqrt(6 / fan_in)`.
     He,
+    /// LeCun uniform: `U(-a, a)`, `a = sqrt(3 / fan_in)` (for `selu`).
+    LeCun,
 }
 
 /// Fills a layer's weights for `init(seed)`; biases are set to zero. `layer` (the layer's index)
@@ -50,6 +79,7 @@ pub fn init_dense<T: Scalar, const IN: usize, const OUT: usize>(
     let a = match kind {
         InitKind::Glorot => libm::sqrt(6.0 / (IN + OUT) as f64),
         InitKind::He => libm::sqrt(6.0 / IN as f64),
+        InitKind::LeCun => libm::sqrt(3.0 / IN as f64),
     };
     for row in d.w.iter_mut() {
         for w in row.iter_mut() {

@@ -156,6 +156,34 @@ pub trait Scalar:
             Self::ZERO
         }
     }
+    /// `1` if `self > other`, else `0`: the mask of a formula's `if a > b { .. }`.
+    #[inline(always)]
+    fn gt(self, other: Self) -> Self {
+        if self > other {
+            Self::ONE
+        } else {
+            Self::ZERO
+        }
+    }
+    /// `1` if `self >= other`, else `0`.
+    #[inline(always)]
+    fn ge(self, other: Self) -> Self {
+        if self >= other {
+            Self::ONE
+        } else {
+            Self::ZERO
+        }
+    }
+    /// `a` where the mask `self` is nonzero, else `b` (both are computed, so that a loop over
+    /// it vectorizes as a blend).
+    #[inline(always)]
+    fn select(self, a: Self, b: Self) -> Self {
+        if self != Self::ZERO {
+            a
+        } else {
+            b
+        }
+    }
     /// `x` for `x > 0`, else `alpha x`.
     #[inline(always)]
     fn leaky_relu(self, alpha: Self) -> Self {

@@ -98,8 +98,31 @@ pub fn range_of(
         Tensor::Softmax(_) => Positive,
         Tensor::Exp(_) | Tensor::Softplus(_) => Positive,
         Tensor::Abs(_) | Tensor::Relu(_) | Tensor::Step(_) => NonNegative,
+        Tensor::Gt(_) | Tensor::Ge(_) | Tensor::MaxMask(_) => NonNegative,
+        // cosh >= 1.
+        Tensor::Cosh(_) => Positive,
+        Tensor::Sqrt(a) if child(*a).nonzero() => Positive,
+        Tensor::Sqrt(_) => NonNegative,
+        // What both branches have in common.
+        Tensor::Select([_, a, b]) => match (child(*a), child(*b)) {
+            (x, y) if x == y => x,
+            (x, y) if x.nonzero() && y.nonzero() => Positive,
+            (x, y) if x >= NonNegative && y >= NonNegative => NonNegative,
+            _ => Any,
+        },
+        Tensor::Div([a, b]) if child(*a).nonzero() && child(*b).nonzero() => Positive,
         Tensor::Fill([s, _]) => child(*s),
         Tensor::Sub([a, b]) if constant(*a) == Some(1.0) && child(*b) == Unit => Unit,
+        // a a >= 0.
+        Tensor::Mul([a, b]) if a == b => match child(*a) {
+            x if x.nonzero() => Positive,
+            _ => NonNegative,
+        },
+        // A sum of non-negative (positive) terms is non-negative (positive).
+        Tensor::Sum(a) if child(*a) >= NonNegative => match child(*a) {
+            x if x.nonzero() => Positive,
+            _ => NonNegative,
+        },
         Tensor::Mul([a, b]) => match (child(*a), child(*b)) {
             (Unit, Unit) => Unit,
             (x, y) if x.nonzero() && y.nonzero() => Positive,
@@ -159,9 +182,13 @@ pub fn shape_of(
         }
     };
     Ok(match node {
-        Tensor::Add([a, b]) | Tensor::Sub([a, b]) | Tensor::Mul([a, b]) | Tensor::Div([a, b]) => {
-            elementwise(get(*a)?, get(*b)?)?
-        }
+        Tensor::Add([a, b])
+        | Tensor::Sub([a, b])
+        | Tensor::Mul([a, b])
+        | Tensor::Div([a, b])
+        | Tensor::Gt([a, b])
+        | Tensor::Ge([a, b]) => elementwise(get(*a)?, get(*b)?)?,
+        Tensor::Select([m, a, b]) => elementwise(elementwise(get(*m)?, get(*a)?)?, get(*b)?)?,
         Tensor::LeakyRelu([a, alpha]) | Tensor::LeakyStep([a, alpha]) => {
             if get(*alpha)? != Scalar {
                 return Err("leaky slope must be a scalar".into());
@@ -177,10 +204,12 @@ pub fn shape_of(
         | Tensor::Exp(a)
         | Tensor::Ln(a)
         | Tensor::Abs(a)
-        | Tensor::Sign(a) => get(*a)?,
-        Tensor::Softmax(a) => match get(*a)? {
+        | Tensor::Sign(a)
+        | Tensor::Sqrt(a)
+        | Tensor::Cosh(a) => get(*a)?,
+        Tensor::Softmax(a) | Tensor::MaxMask(a) => match get(*a)? {
             Vector(n) => Vector(n),
-            s => return Err(format!("softmax of {s:?}")),
+            s => return Err(format!("softmax or max mask of {s:?}")),
         },
         Tensor::LogSumExp(a) | Tensor::Sum(a) => match get(*a)? {
             Vector(_) => Scalar,
@@ -257,6 +286,21 @@ impl Analysis<Tensor> for TensorAnalysis {
                 Tensor::Mul([a, b]) => c(a)? * c(b)?,
                 Tensor::Div([a, b]) if c(b) != Some(0.0) => c(a)? / c(b)?,
                 Tensor::Neg(a) => -c(a)?,
+                Tensor::Exp(a) => c(a)?.exp(),
+                Tensor::Ln(a) if c(a)? > 0.0 => c(a)?.ln(),
+                Tensor::Sqrt(a) if c(a)? >= 0.0 => c(a)?.sqrt(),
+                Tensor::Cosh(a) => c(a)?.cosh(),
+                Tensor::Tanh(a) => c(a)?.tanh(),
+                Tensor::Abs(a) => c(a)?.abs(),
+                Tensor::Gt([a, b]) => f64::from(u8::from(c(a)? > c(b)?)),
+                Tensor::Ge([a, b]) => f64::from(u8::from(c(a)? >= c(b)?)),
+                Tensor::Select([m, a, b]) => {
+                    if c(m)? != 0.0 {
+                        c(a)?
+                    } else {
+                        c(b)?
+                    }
+                }
                 _ => return None,
             })
         };

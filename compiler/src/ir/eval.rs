@@ -58,6 +58,38 @@ pub fn eval(prog: &Program, env: &HashMap<Symbol, Vec<f64>>) -> Option<Vec<Vec<f
                     0.0
                 }
             }),
+            Tensor::Sqrt(_) => map(&f64::sqrt),
+            Tensor::Cosh(_) => map(&f64::cosh),
+            Tensor::Gt(_) => zip(&|a, b| f64::from(u8::from(a > b))),
+            Tensor::Ge(_) => zip(&|a, b| f64::from(u8::from(a >= b))),
+            Tensor::Select(_) => {
+                let (m, a, b) = (
+                    arg(0),
+                    arg(1),
+                    vals[usize::from(node.children()[2])].clone(),
+                );
+                (0..shape.len())
+                    .map(|j| {
+                        if m[j % m.len()] != 0.0 {
+                            a[j % a.len()]
+                        } else {
+                            b[j % b.len()]
+                        }
+                    })
+                    .collect()
+            }
+            Tensor::MaxMask(_) => {
+                let z = arg(0);
+                let mut best = 0;
+                for (j, &v) in z.iter().enumerate() {
+                    if v > z[best] {
+                        best = j;
+                    }
+                }
+                (0..z.len())
+                    .map(|j| f64::from(u8::from(j == best)))
+                    .collect()
+            }
             Tensor::Sum(_) => vec![arg(0).iter().sum()],
             Tensor::Fill(_) => vec![arg(0)[0]; shape.len()],
             Tensor::Transpose(_) => {

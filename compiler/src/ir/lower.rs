@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use egg::{Id, RecExpr, Symbol};
 
-use super::{bias_symbol, num, weight_symbol, Dep, Shape, Tensor};
-use crate::check::{Activation, Loss, Net};
+use super::{bias_symbol, weight_symbol, Dep, Shape, Tensor};
+use crate::check::Net;
+use crate::formula::{DomainCheck, Lowerer};
 
 /// The lowered network.
 #[derive(Clone, Debug)]
@@ -21,26 +22,24 @@ pub struct Lowered {
     pub loss: Id,
     /// Shape and dependency of every symbol.
     pub symbols: HashMap<Symbol, (Shape, Dep)>,
+    /// Whether an activation's formula divides, takes a logarithm or a square root (then the
+    /// emitted programs may too; without such an activation, a fused loss must not).
+    pub activations_divide: bool,
+    /// The arguments of `ln`, `sqrt` and divisions in the user's formulas, for the range check.
+    pub domain: Vec<DomainCheck>,
 }
 
 /// Lowers `net`.
 ///
-/// Layer `k` is `a_k = act_k(W_k a_(k-1) + b_k)` with `a_0 = x`. The losses (per sample, `m`
-/// outputs, `d = yhat - y`):
-///
-/// | loss | term |
-/// |---|---|
-/// | `mse` | `(1/m) sum(d * d)` |
-/// | `mae` | `(1/m) sum(abs d)` |
-/// | `gaussian_nll(sigma = s)` | `(m/2) ln(2 pi) + m ln s + (1 / (2 s^2)) sum(d * d)` |
-/// | `binary_cross_entropy` | `-(1/m) sum(y ln yhat + (1 - y) ln(1 - yhat))`, `yhat = s(z)` |
-/// | `cross_entropy` | `-sum(y ln yhat)`, `yhat = softmax(z)` |
-///
-/// The cross-entropies are lowered as the textbook writes them; the rules of
+/// Layer `k` is `a_k = act_k(W_k a_(k-1) + b_k)` with `a_0 = x`, and the loss is its formula of
+/// the output and `y`: the catalog's formulas for built-ins, the user's otherwise, lowered by
+/// [`formula::Lowerer`](crate::formula::Lowerer). The losses are lowered as the textbook (and
+/// the catalog) writes them: `-mean(y ln yhat + (1 - y) ln(1 - yhat))` for
+/// `binary_cross_entropy`, `-sum(y ln yhat)` for `cross_entropy`; the rules of
 /// [`stability`](crate::simplify::rules::stability) rewrite them into `(1/m) sum(softplus(z) -
 /// y z)` and `logsumexp(z) - sum(y z)` (for target rows that sum to 1), which are finite for
-/// any logit, and the compiler refuses to emit a program that still takes a logarithm.
-pub fn lower(net: &Net) -> Lowered {
+/// any logit.
+pub fn lower(net: &Net) -> syn::Result<Lowered> {
     let mut expr = RecExpr::default();
     let mut symbols = HashMap::new();
     symbols.insert(Symbol::from("x"), (Shape::Vector(net.inputs), Dep::Sample));
@@ -52,6 +51,7 @@ pub fn lower(net: &Net) -> Lowered {
 
     let mut a = expr.add(Tensor::Symbol("x".into()));
     let mut latent = a;
+    let mut domain = Vec::new();
     for (k, layer) in net.layers.iter().enumerate() {
         let name = layer.name.to_string();
         let (ws, bs) = (weight_symbol(&name), bias_symbol(&name));
@@ -62,76 +62,41 @@ pub fn lower(net: &Net) -> Lowered {
         let b = expr.add(Tensor::Symbol(bs));
         let wx = expr.add(Tensor::MatVec([w, a]));
         let z = expr.add(Tensor::Add([wx, b]));
-        a = match layer.activation {
-            Activation::Identity => z,
-            Activation::Sigmoid => expr.add(Tensor::Sigmoid(z)),
-            Activation::Tanh => expr.add(Tensor::Tanh(z)),
-            Activation::Relu => expr.add(Tensor::Relu(z)),
-            Activation::LeakyRelu(alpha) => {
-                let al = expr.add(num(alpha));
-                expr.add(Tensor::LeakyRelu([z, al]))
-            }
-            Activation::Softplus => expr.add(Tensor::Softplus(z)),
-            Activation::Softmax => expr.add(Tensor::Softmax(z)),
+        let act = &layer.activation;
+        a = if act.is("softmax") {
+            expr.add(Tensor::Softmax(z))
+        } else {
+            let names: Vec<&str> = act
+                .entry
+                .map(|e| e.params.iter().map(|p| p.name).collect())
+                .unwrap_or_default();
+            let mut l = Lowerer::new(&mut expr, net.outputs()).user(act.entry.is_none());
+            let a = l.activation(&act.formula, &names, &act.params, z)?;
+            domain.extend(l.domain);
+            a
         };
     }
+    let activations_divide = expr
+        .as_ref()
+        .iter()
+        .any(|n| matches!(n, Tensor::Div(_) | Tensor::Ln(_) | Tensor::Sqrt(_)));
     let output = a;
-    let m = net.outputs() as f64;
     let y = expr.add(Tensor::Symbol("y".into()));
-    let sum_sq = |expr: &mut RecExpr<Tensor>| {
-        let d = expr.add(Tensor::Sub([output, y]));
-        let sq = expr.add(Tensor::Mul([d, d]));
-        expr.add(Tensor::Sum(sq))
-    };
-    let loss = match net.loss {
-        Loss::Mse => {
-            let s = sum_sq(&mut expr);
-            let k = expr.add(num(1.0 / m));
-            expr.add(Tensor::Mul([k, s]))
-        }
-        Loss::Mae => {
-            let d = expr.add(Tensor::Sub([output, y]));
-            let ad = expr.add(Tensor::Abs(d));
-            let s = expr.add(Tensor::Sum(ad));
-            let k = expr.add(num(1.0 / m));
-            expr.add(Tensor::Mul([k, s]))
-        }
-        Loss::GaussianNll { sigma } => {
-            let s = sum_sq(&mut expr);
-            let k = expr.add(num(1.0 / (2.0 * sigma * sigma)));
-            let ks = expr.add(Tensor::Mul([k, s]));
-            let c = 0.5 * m * (2.0 * std::f64::consts::PI).ln() + m * sigma.ln();
-            let c = expr.add(num(c));
-            expr.add(Tensor::Add([c, ks]))
-        }
-        Loss::BinaryCrossEntropy => {
-            // The textbook form; the rules `ln-sigmoid`, `ln-one-minus-sigmoid`, ... turn it
-            // into softplus(z) - y z, which is finite for any logit.
-            let ln_p = expr.add(Tensor::Ln(output));
-            let one = expr.add(num(1.0));
-            let q = expr.add(Tensor::Sub([one, output]));
-            let ln_q = expr.add(Tensor::Ln(q));
-            let a = expr.add(Tensor::Mul([y, ln_p]));
-            let ny = expr.add(Tensor::Sub([one, y]));
-            let b = expr.add(Tensor::Mul([ny, ln_q]));
-            let t = expr.add(Tensor::Add([a, b]));
-            let s = expr.add(Tensor::Sum(t));
-            let k = expr.add(num(-1.0 / m));
-            expr.add(Tensor::Mul([k, s]))
-        }
-        Loss::CrossEntropy => {
-            // The textbook form; `ln-softmax` turns it into logsumexp(z) - sum(y z).
-            let ln_p = expr.add(Tensor::Ln(output));
-            let t = expr.add(Tensor::Mul([y, ln_p]));
-            let s = expr.add(Tensor::Sum(t));
-            expr.add(Tensor::Neg(s))
-        }
-    };
-    Lowered {
+    let names: Vec<&str> = net
+        .loss
+        .entry
+        .map(|e| e.params.iter().map(|p| p.name).collect())
+        .unwrap_or_default();
+    let mut l = Lowerer::new(&mut expr, net.outputs()).user(net.loss.entry.is_none());
+    let loss = l.loss(&net.loss.formula, &names, &net.loss.params, output, y)?;
+    domain.extend(l.domain);
+    Ok(Lowered {
         expr,
         output,
         latent,
         loss,
         symbols,
-    }
+        activations_divide,
+        domain,
+    })
 }

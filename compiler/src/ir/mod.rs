@@ -28,6 +28,11 @@ define_language! {
     /// `(fill s n)` a vector of `n` copies of the scalar `s` (the adjoint of `sum`). `step` and
     /// `leaky_step` are the derivatives of `relu` and `leaky_relu`, `sign` that of `abs` (0 at
     /// 0). `softplus`, `softmax` and `logsumexp` are computed stably by the runtime.
+    ///
+    /// For formulas: `(gt a b)` and `(ge a b)` are masks (`1` where `a > b`, resp. `a >= b`,
+    /// else `0`), `(select m a b)` is `a` where the mask `m` is nonzero, else `b` (elementwise,
+    /// scalars broadcast); `min` and `max` of two values are selects. `(max_mask v)` is the
+    /// one-hot mask of the first largest element of `v`, so that `max(v) = sum(v * mask)`.
     pub enum Tensor {
         "+" = Add([Id; 2]),
         "-" = Sub([Id; 2]),
@@ -53,6 +58,12 @@ define_language! {
         "sign" = Sign(Id),
         "softmax" = Softmax(Id),
         "logsumexp" = LogSumExp(Id),
+        "sqrt" = Sqrt(Id),
+        "cosh" = Cosh(Id),
+        "gt" = Gt([Id; 2]),
+        "ge" = Ge([Id; 2]),
+        "select" = Select([Id; 3]),
+        "max_mask" = MaxMask(Id),
         Num(Constant),
         Symbol(Symbol),
     }

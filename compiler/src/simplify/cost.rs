@@ -28,12 +28,19 @@ pub fn node_flops(node: &Tensor, out: Shape, child: impl Fn(Id) -> Option<Shape>
         | Tensor::Sign(_)
         | Tensor::LeakyRelu(_)
         | Tensor::LeakyStep(_)
+        | Tensor::Gt(_)
+        | Tensor::Ge(_)
+        | Tensor::Select(_)
         | Tensor::Outer(_) => n,
+        // A square root is about as slow as a division.
+        Tensor::Sqrt(_) => DIVISION_FLOPS * n,
+        Tensor::MaxMask(a) => len(*a),
         Tensor::Div(_) => DIVISION_FLOPS * n,
         Tensor::Sigmoid(_)
         | Tensor::Tanh(_)
         | Tensor::Softplus(_)
         | Tensor::Exp(_)
+        | Tensor::Cosh(_)
         | Tensor::Ln(_) => TRANSCENDENTAL_FLOPS * n,
         Tensor::Softmax(a) | Tensor::LogSumExp(a) => (TRANSCENDENTAL_FLOPS + 3) * len(*a),
         Tensor::Sum(a) => len(*a),

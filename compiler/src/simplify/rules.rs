@@ -166,6 +166,32 @@ pub fn stability() -> Vec<Rule> {
     ]
 }
 
+/// What a formula written out by hand becomes: the library function it spells (so that
+/// `|x| 1.0 / (1.0 + exp(-x))` is `sigmoid`, with its stable evaluation and its derivative),
+/// the activation a piecewise form is, and overflow-free forms of `ln cosh`.
+pub fn formulas() -> Vec<Rule> {
+    vec![
+        // 1 / (1 + e^-x) is the logistic function.
+        rw!("logistic"; "(/ 1 (+ 1 (exp (neg ?x))))" => "(sigmoid ?x)"),
+        rw!("logistic-swapped"; "(/ 1 (+ (exp (neg ?x)) 1))" => "(sigmoid ?x)"),
+        // e^x / (1 + e^x) = 1 / (e^-x + 1).
+        rw!("logistic-exp"; "(/ (exp ?x) (+ 1 (exp ?x)))" => "(sigmoid ?x)"),
+        // ln(1 + e^x) is softplus.
+        rw!("softplus-spelled"; "(ln (+ 1 (exp ?x)))" => "(softplus ?x)"),
+        // (e^x - e^-x) / (e^x + e^-x) is tanh.
+        rw!("tanh-spelled"; "(/ (- (exp ?x) (exp (neg ?x))) (+ (exp ?x) (exp (neg ?x))))" => "(tanh ?x)"),
+        // ln cosh a = |a| + ln((1 + e^-2|a|) / 2) = |a| + softplus(-2|a|) - ln 2: no overflow
+        // of cosh for large |a|.
+        rw!("ln-cosh"; "(ln (cosh ?a))" => "(- (+ (abs ?a) (softplus (* -2 (abs ?a)))) 0.6931471805599453)"),
+        // x where x > 0 (or >= 0), else 0, is relu (the two agree at 0).
+        rw!("select-relu"; "(select (gt ?x 0) ?x 0)" => "(relu ?x)"),
+        rw!("select-relu-ge"; "(select (ge ?x 0) ?x 0)" => "(relu ?x)"),
+        // x where x > 0, else a x, is leaky_relu with slope a.
+        rw!("select-leaky-relu"; "(select (gt ?x 0) ?x (* ?a ?x))" => "(leaky_relu ?x ?a)"
+            if is_const("?a")),
+    ]
+}
+
 /// Facts about the data that a loss's contract guarantees.
 pub fn targets() -> Vec<Rule> {
     vec![
@@ -222,6 +248,7 @@ pub fn all() -> Vec<Rule> {
     r.extend(broadcast());
     r.extend(algebra());
     r.extend(stability());
+    r.extend(formulas());
     r.extend(targets());
     r.extend(linear_algebra());
     r
