@@ -220,38 +220,71 @@ case!(collapsed_stack, Real, { input: 2, a: dense(16), b: dense(16), c: dense(1)
 case!(collapsed_stack_in_the_middle, OneHot, { input: 4, a: dense(6) -> tanh, b: dense(5), c: dense(5), d: dense(3) -> softmax, loss: cross_entropy });
 
 // The catalog's other activations: each in a hidden layer under a regression and a
-// classification loss.
+// classification loss, and against the interpreter's evaluation of the same catalog entry.
 macro_rules! catalog_activation_cases {
-    ($($act:ident => ($($spec:tt)*);)*) => {
+    ($($act:ident => ($($spec:tt)*) = $name:literal [$($p:expr),*];)*) => {
         $(
             #[allow(non_snake_case)]
             mod $act {
                 use super::*;
                 case!(mse, Real, { input: 3, h1: dense(5) -> $($spec)*, out: dense(2) -> $($spec)*, loss: mse });
                 case!(cross_entropy, OneHot, { input: 3, h1: dense(5) -> $($spec)*, out: dense(3) -> softmax, loss: cross_entropy });
+
+                #[test]
+                fn agrees_with_the_interpreter() {
+                    network! { pub struct Net<f64> { input: 3, h1: dense(5) -> $($spec)*, out: dense(2) -> $($spec)*, loss: mse } }
+                    let a = symnet::Activation::builtin($name, &[$($p),*]).unwrap();
+                    let twin = common::interp(3, &[(5, a.clone()), (2, a)], symnet::Loss::Mse);
+                    common::agree::<Net>(stringify!($act), twin, Target::Real);
+                }
             }
         )*
     };
 }
 
 catalog_activation_cases! {
-    gelu => (gelu);
-    silu => (silu);
-    swish => (swish);
-    elu => (elu);
-    elu_half => (elu(alpha = 0.5));
-    selu => (selu);
-    mish => (mish);
-    softsign => (softsign);
+    gelu => (gelu) = "gelu" [];
+    silu => (silu) = "silu" [];
+    swish => (swish) = "swish" [];
+    elu => (elu) = "elu" [];
+    elu_half => (elu(alpha = 0.5)) = "elu" [0.5];
+    selu => (selu) = "selu" [];
+    mish => (mish) = "mish" [];
+    softsign => (softsign) = "softsign" [];
 }
 
-// The catalog's other losses.
-case!(huber, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: huber });
-case!(huber_half, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: huber(delta = 0.5) });
-case!(log_cosh, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: log_cosh });
-case!(quantile_90, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: quantile(0.9) });
-case!(quantile_median, Real, { input: 3, h: dense(5) -> relu, out: dense(3), loss: quantile(tau = 0.5) });
-case!(poisson_nll, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: poisson_nll });
+// The catalog's other losses, likewise.
+macro_rules! catalog_loss_cases {
+    ($($test:ident => ($($spec:tt)*) = $name:literal [$($p:expr),*];)*) => {
+        $(
+            #[allow(non_snake_case)]
+            mod $test {
+                use super::*;
+                case!(tanh_hidden, Real, { input: 3, h: dense(5) -> tanh, out: dense(3), loss: $($spec)* });
+
+                #[test]
+                fn agrees_with_the_interpreter() {
+                    network! { pub struct Net<f64> { input: 3, h: dense(5) -> tanh, out: dense(3), loss: $($spec)* } }
+                    let twin = common::interp(
+                        3,
+                        &[(5, symnet::Activation::Tanh), (3, symnet::Activation::Identity)],
+                        symnet::Loss::builtin($name, &[$($p),*]).unwrap(),
+                    );
+                    common::agree::<Net>(stringify!($test), twin, Target::Real);
+                }
+            }
+        )*
+    };
+}
+
+catalog_loss_cases! {
+    huber => (huber) = "huber" [];
+    huber_half => (huber(delta = 0.5)) = "huber" [0.5];
+    log_cosh => (log_cosh) = "log_cosh" [];
+    quantile_90 => (quantile(0.9)) = "quantile" [0.9];
+    quantile_median => (quantile(tau = 0.5)) = "quantile" [0.5];
+    poisson_nll => (poisson_nll) = "poisson_nll" [];
+}
 
 // Formulas written in the declaration: activations...
 case!(f_silu_by_hand, Real, { input: 3, h: dense(5) -> |x| x * sigmoid(x), out: dense(2), loss: mse });
@@ -288,3 +321,29 @@ case!(f_ce_by_hand, OneHot, { input: 3, h: dense(5) -> tanh, out: dense(3) -> so
 case!(f_mixed, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(abs(yhat - y)) + 0.1 * mean((yhat - y) * (yhat - y)) });
 case!(f_quartic, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| sum(powi(yhat - y, 4)) * 0.25 });
 case!(f_smooth_abs, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(softplus(yhat - y) + softplus(y - yhat)) });
+
+/// The suite covers the whole catalog: every activation and loss appears in a case above, so
+/// a new catalog entry without a gradient check fails here.
+#[test]
+fn every_catalog_entry_has_a_gradient_check() {
+    let src = include_str!("gradients.rs");
+    let cases = &src[..src
+        .find("fn every_catalog_entry_has_a_gradient_check")
+        .unwrap()];
+    for a in symnet::catalog::ACTIVATIONS {
+        for name in std::iter::once(a.name).chain(a.aliases.iter().copied()) {
+            assert!(
+                cases.contains(&format!("-> {name}")) || cases.contains(&format!("({name}")),
+                "no gradient check for activation `{name}`"
+            );
+        }
+    }
+    for l in symnet::catalog::LOSSES {
+        assert!(
+            cases.contains(&format!("loss: {}", l.name))
+                || cases.contains(&format!("=> ({}", l.name)),
+            "no gradient check for loss `{}`",
+            l.name
+        );
+    }
+}

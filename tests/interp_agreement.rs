@@ -9,98 +9,8 @@
 
 mod common;
 
-use common::{random_net, sample, Target};
-use symnet::{network, Activation, InterpNet, Loss, Network, SplitMix64};
-
-const REL: f64 = 1e-10;
-const ABS: f64 = 1e-12;
-const TRIALS: u64 = 6;
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= REL * a.abs().max(b.abs()) + ABS
-}
-
-/// Builds the interpreted twin of a declaration.
-fn interp(inputs: usize, layers: &[(usize, Activation)], loss: Loss) -> InterpNet<f64> {
-    layers
-        .iter()
-        .fold(InterpNet::builder(inputs), |b, (w, a)| {
-            b.dense(*w, a.clone())
-        })
-        .loss(loss)
-        .build()
-        .unwrap()
-}
-
-fn check<N: Network<Scalar = f64>>(name: &str, mut twin: InterpNet<f64>, target: Target) {
-    assert_eq!(twin.num_params(), N::PARAMS, "{name}: parameter count");
-    assert_eq!(
-        (twin.inputs(), twin.outputs()),
-        (N::INPUTS, N::OUTPUTS),
-        "{name}: widths"
-    );
-    let mut rng = SplitMix64::new(0xA11CE);
-    let mut nonzero = 0;
-    for trial in 0..TRIALS {
-        let net: N = random_net(500 + trial);
-        twin.params_mut().copy_from_slice(net.params());
-        // Several samples per parameter draw.
-        for s in 0..3 {
-            let (x, y) = sample::<f64>(&mut rng, N::INPUTS, N::OUTPUTS, target);
-            let at = format!("{name} (trial {trial}, sample {s})");
-
-            let mut out = vec![0.0; N::OUTPUTS];
-            net.forward_slice(&x, &mut out);
-            let want = twin.forward(&x);
-            for (j, (a, b)) in out.iter().zip(&want).enumerate() {
-                assert!(
-                    close(*a, *b),
-                    "{at}: output {j}: generated {a:e}, interpreted {b:e}"
-                );
-            }
-
-            let (l, lw) = (net.loss_slice(&x, &y), twin.loss(&x, &y));
-            assert!(
-                close(l, lw),
-                "{at}: loss: generated {l:e}, interpreted {lw:e}"
-            );
-
-            let mut grad = N::zeros();
-            let lb = net.backward_slice(&x, &y, 1.0, &mut grad);
-            let mut gw = vec![0.0; twin.num_params()];
-            let lbw = twin.backward(&x, &y, &mut gw);
-            assert!(
-                close(lb, lw) && close(lbw, lw),
-                "{at}: backward's loss {lb:e} / {lbw:e} vs {lw:e}"
-            );
-            for (i, (a, b)) in grad.params().iter().zip(&gw).enumerate() {
-                assert!(
-                    close(*a, *b),
-                    "{at}: d loss / d param {i}: generated {a:e}, interpreted {b:e}"
-                );
-                nonzero += usize::from(a.abs() > 1e-8);
-            }
-
-            // The scaled, accumulating form used by the trainers: grad += scale * dL/dtheta.
-            let mut acc = N::zeros();
-            acc.params_mut().fill(0.5);
-            net.backward_slice(&x, &y, 0.25, &mut acc);
-            let mut accw = vec![0.5; twin.num_params()];
-            twin.backward_scaled(&x, &y, 0.25, &mut accw);
-            for (i, (a, b)) in acc.params().iter().zip(&accw).enumerate() {
-                assert!(
-                    close(*a, *b),
-                    "{at}: scaled gradient {i}: generated {a:e}, interpreted {b:e}"
-                );
-            }
-        }
-    }
-    // Agreement on all-zero gradients would prove nothing.
-    assert!(
-        nonzero > N::PARAMS,
-        "{name}: too few nonzero gradient components ({nonzero})"
-    );
-}
+use common::{agree as check, interp, Target};
+use symnet::{network, Activation, Loss};
 
 network! {
     pub struct SigTanhMse<f64> { input: 3, a: dense(5) -> sigmoid, b: dense(4) -> tanh, out: dense(2), loss: mse }
@@ -228,3 +138,43 @@ fn init_agrees() {
     twin.init(12);
     assert_eq!(twin.params(), TanhReluSoftmaxCe::init(12).params());
 }
+
+/// A generated network and its interpreted twin, built from the same catalog entries or
+/// formulas, checked to agree.
+macro_rules! agree {
+    ($test:ident, $target:ident, { $($body:tt)* }, $inputs:expr, [$(($w:expr, $act:expr)),*], $loss:expr) => {
+        #[test]
+        fn $test() {
+            network! { #[symnet(allow_domain)] pub struct Net<f64> { $($body)* } }
+            let layers: Vec<(usize, Activation)> = vec![$(($w, $act.unwrap())),*];
+            let twin = interp($inputs, &layers, $loss.unwrap());
+            check::<Net>(stringify!($test), twin, Target::$target);
+        }
+    };
+}
+
+fn f(src: &str) -> Result<Activation, symnet::InterpError> {
+    Activation::formula(src)
+}
+fn id() -> Result<Activation, symnet::InterpError> {
+    Ok(Identity)
+}
+fn act(a: Activation) -> Result<Activation, symnet::InterpError> {
+    Ok(a)
+}
+fn mse() -> Result<Loss, symnet::InterpError> {
+    Ok(Loss::Mse)
+}
+
+// Formulas written by the user, each parsed by both implementations.
+agree!(formula_silu, Real, { input: 3, h: dense(5) -> |x| x * sigmoid(x), out: dense(2), loss: mse }, 3, [(5, f("|x| x * sigmoid(x)")), (2, id())], mse());
+agree!(formula_piecewise, Real, { input: 3, h: dense(5) -> |x| if x > 0.0 { x } else { 0.01 * x }, out: dense(2), loss: mse }, 3, [(5, f("|x| if x > 0.0 { x } else { 0.01 * x }")), (2, id())], mse());
+agree!(formula_isru, Real, { input: 3, h: dense(5) -> |x| x / sqrt(1.0 + x * x), out: dense(2), loss: mse }, 3, [(5, f("|x| x / sqrt(1.0 + x * x)")), (2, id())], mse());
+agree!(formula_cubic, Real, { input: 3, h: dense(5) -> |x| powi(x, 3) - x, out: dense(2), loss: mse }, 3, [(5, f("|x| powi(x, 3) - x")), (2, id())], mse());
+agree!(formula_hard_tanh, Real, { input: 3, h: dense(5) -> |x| min(max(x, -1.0), 1.0), out: dense(2), loss: mse }, 3, [(5, f("|x| min(max(x, -1.0), 1.0)")), (2, id())], mse());
+agree!(formula_catalog_call, Real, { input: 3, h: dense(5) -> |x| elu(x, 0.5) + 0.1 * x, out: dense(2), loss: mse }, 3, [(5, f("|x| elu(x, 0.5) + 0.1 * x")), (2, id())], mse());
+agree!(formula_log_cosh, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(ln(cosh(yhat - y))) }, 3, [(5, act(Tanh)), (2, id())], Loss::formula("|yhat, y| mean(ln(cosh(yhat - y)))"));
+agree!(formula_worst_output, Real, { input: 3, h: dense(5) -> tanh, out: dense(3), loss: |yhat, y| max(abs(yhat - y)) }, 3, [(5, act(Tanh)), (3, id())], Loss::formula("|yhat, y| max(abs(yhat - y))"));
+agree!(formula_rmse, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| sqrt(mean((yhat - y) * (yhat - y)) + 1e-6) }, 3, [(5, act(Tanh)), (2, id())], Loss::formula("|yhat, y| sqrt(mean((yhat - y) * (yhat - y)) + 1e-6)"));
+agree!(formula_cross_entropy, OneHot, { input: 3, h: dense(5) -> tanh, out: dense(3) -> softmax, loss: |p, t| -sum(t * ln(p)) }, 3, [(5, act(Tanh)), (3, act(Softmax))], Loss::formula("|p, t| -sum(t * ln(p))"));
+agree!(formula_binary_cross_entropy, Binary, { input: 3, h: dense(5) -> tanh, out: dense(2) -> sigmoid, loss: |yhat, y| -mean(y * ln(yhat) + (1.0 - y) * ln(1.0 - yhat)) }, 3, [(5, act(Tanh)), (2, act(Sigmoid))], Loss::formula("|yhat, y| -mean(y * ln(yhat) + (1.0 - y) * ln(1.0 - yhat))"));
