@@ -251,6 +251,7 @@ catalog_activation_cases! {
     selu => (selu) = "selu" [];
     mish => (mish) = "mish" [];
     softsign => (softsign) = "softsign" [];
+    hardswish => (hardswish) = "hardswish" [];
 }
 
 // The catalog's other losses, likewise.

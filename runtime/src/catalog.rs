@@ -267,6 +267,15 @@ pub const ACTIVATIONS: &[ActivationEntry] = &[
         rowwise: false,
         doc: "`x / (1 + |x|)`",
     },
+    ActivationEntry {
+        name: "hardswish",
+        aliases: &[],
+        params: &[],
+        formula: "|x| x * min(max(x + 3.0, 0.0), 6.0) / 6.0",
+        init: Init::He,
+        rowwise: false,
+        doc: "`x relu6(x + 3) / 6`, the piecewise swish of MobileNetV3",
+    },
 ];
 
 /// Every built-in loss.
