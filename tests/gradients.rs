@@ -348,3 +348,9 @@ fn every_catalog_entry_has_a_gradient_check() {
         );
     }
 }
+
+// Weight penalties: parameter-only terms of the loss, their gradients checked like the rest
+// (the batch check compares backward_batch, which adds them once per batch, with the mean of
+// per-sample gradients, which include them every time).
+case!(l2_penalty, OneHot, { input: 3, h: dense(5) -> tanh, out: dense(3) -> softmax, loss: cross_entropy + l2(0.01) });
+case!(l1_and_l2_penalties, Real, { input: 3, h: dense(5) -> relu, out: dense(2), loss: mse + l1(0.01) + l2(1e-3) });

@@ -47,6 +47,8 @@ pub enum Value {
         head: Call,
         /// The activation after `->`, if any.
         activation: Option<ActivationSpec>,
+        /// Terms added after `+`, as the weight penalties of `loss: mse + l2(1e-4)`.
+        penalties: Vec<Call>,
     },
     /// A formula, as in `loss: |yhat, y| mean(ln(cosh(yhat - y)))`.
     Formula(Box<syn::ExprClosure>),
@@ -118,7 +120,9 @@ impl Value {
         match self {
             Value::Number(n) => n.span,
             Value::Formula(f) => syn::spanned::Spanned::span(&**f),
-            Value::Spec { head, activation } => {
+            Value::Spec {
+                head, activation, ..
+            } => {
                 let s = head.span();
                 match activation {
                     Some(a) => s.join(a.span()).unwrap_or(s),
@@ -305,7 +309,19 @@ impl Parse for Entry {
             } else {
                 None
             };
-            Value::Spec { head, activation }
+            let mut penalties = Vec::new();
+            while input.peek(Token![+]) {
+                let plus: Token![+] = input.parse()?;
+                more(input, plus.span, || {
+                    "expected a weight penalty after `+`, such as `l2(1e-4)`".to_string()
+                })?;
+                penalties.push(input.parse()?);
+            }
+            Value::Spec {
+                head,
+                activation,
+                penalties,
+            }
         };
         if !input.is_empty() && !input.peek(Token![,]) {
             return Err(input.error("expected `,` after this entry"));

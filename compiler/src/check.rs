@@ -135,6 +135,45 @@ impl Loss {
     }
 }
 
+/// A weight penalty: `l1(lambda)` adds `lambda sum |w|`, `l2(lambda)` adds `lambda sum w^2`,
+/// over the weights of every layer (not the biases).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Penalty {
+    /// `true` for `l1`, `false` for `l2`.
+    pub l1: bool,
+    /// The factor, `> 0`.
+    pub lambda: f64,
+}
+
+fn parse_penalty(errs: &mut Errors, call: &Call) -> Option<Penalty> {
+    let name = call.name.to_string();
+    let l1 = match name.as_str() {
+        "l1" => true,
+        "l2" => false,
+        _ => {
+            let hint = match did_you_mean(&name, &["l1", "l2"]) {
+                Some(s) => format!("; did you mean `{s}`?"),
+                None => String::new(),
+            };
+            errs.push(
+                call.name.span(),
+                format!("unknown weight penalty `{name}`: the penalties are `l1(lambda)` and `l2(lambda)`{hint}"),
+            );
+            return None;
+        }
+    };
+    const LAMBDA: &[Param] = &[Param {
+        name: "lambda",
+        default: None,
+        min: 0.0,
+        min_inclusive: false,
+        max: f64::INFINITY,
+        max_inclusive: false,
+    }];
+    let v = hyperparameters(errs, call, LAMBDA)?;
+    Some(Penalty { l1, lambda: v[0] })
+}
+
 /// A formula's text, tokens spaced as rustfmt would roughly write them.
 fn formula_text(f: &ExprClosure) -> String {
     quote::ToTokens::to_token_stream(f)
@@ -203,6 +242,8 @@ pub struct Net {
     pub layers: Vec<Layer>,
     /// The loss.
     pub loss: Loss,
+    /// Weight penalties added to the loss (`+ l2(1e-4)`), over every layer's weights.
+    pub penalties: Vec<Penalty>,
     /// The span of the loss entry's value.
     pub loss_span: Span,
 }
@@ -322,6 +363,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
 
     let mut inputs: Option<usize> = None;
     let mut loss: Option<(Loss, Span)> = None;
+    let mut penalties: Vec<Penalty> = Vec::new();
     let mut loss_seen = false;
     let mut layers: Vec<Layer> = Vec::new();
     let mut seen_names: Vec<Ident> = Vec::new();
@@ -365,9 +407,15 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
                 Value::Spec {
                     head,
                     activation: None,
+                    penalties: terms,
                 } => {
                     if let Some(l) = parse_loss(&mut errs, head) {
                         loss = Some((l, head.span()));
+                    }
+                    for t in terms {
+                        if let Some(p) = parse_penalty(&mut errs, t) {
+                            penalties.push(p);
+                        }
                     }
                 }
                 Value::Spec {
@@ -510,6 +558,7 @@ pub fn check(def: NetworkDef) -> syn::Result<Net> {
             cfgs,
             allow_collapse,
             allow_domain,
+            penalties,
             weights,
             vis: def.vis,
             struct_token: def.struct_token,
@@ -586,7 +635,22 @@ fn no_suffix(errs: &mut Errors, n: &Number) -> bool {
 fn parse_layer(errs: &mut Errors, name: Ident, value: &Value) -> Option<Layer> {
     let span = value.span();
     let (head, activation) = match value {
-        Value::Spec { head, activation } => (head, activation),
+        Value::Spec {
+            head,
+            activation,
+            penalties,
+        } => {
+            if let Some(p) = penalties.first() {
+                errs.push(
+                    p.name.span(),
+                    format!(
+                        "a weight penalty is a term of the loss: `loss: mse + {}(..)`",
+                        p.name
+                    ),
+                );
+            }
+            (head, activation)
+        }
         Value::Formula(f) => {
             errs.push(
                 f.or1_token.span,

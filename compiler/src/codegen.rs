@@ -4,7 +4,7 @@
 use crate::KRATE;
 use std::collections::HashMap;
 
-use egg::{Id, Symbol};
+use egg::{Id, RecExpr, Symbol};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 
@@ -15,7 +15,7 @@ use crate::formula::Need;
 use crate::grad::differentiate;
 use crate::hoist::{split, Split};
 use crate::ir::Range;
-use crate::ir::{bias_symbol, lower, weight_symbol, Shape, Tensor, TensorAnalysis};
+use crate::ir::{bias_symbol, lower, num, weight_symbol, Dep, Shape, Tensor, TensorAnalysis};
 use crate::simplify::{add_all, extract, saturate, Graph, Program, Report};
 use symnet_runtime::catalog::{Init, Output};
 use symnet_runtime::Targets;
@@ -48,9 +48,101 @@ pub struct Compiled {
     pub forward_report: Report,
     /// The saturation of forward and gradients together.
     pub backward_report: Report,
+    /// The weight penalties (`+ l2(..)`): their value and, with `seed`, their gradients,
+    /// compiled apart from the per-sample programs because they depend on the parameters only:
+    /// the batch functions compute them once per call, not once per sample.
+    pub penalty: Option<PenaltyPrograms>,
     /// Where a user's formula takes `ln` or `sqrt` of, or divides by, a value that the range
     /// analysis cannot prove positive, non-negative or nonzero: the token and the note.
     pub domain_notes: Vec<(Span, String)>,
+}
+
+/// The programs of the weight penalties.
+#[derive(Clone, Debug)]
+pub struct PenaltyPrograms {
+    /// Roots: the penalty's value.
+    pub value: Program,
+    /// Roots: the value, then `seed * d penalty / d w` of each layer with a weight gradient.
+    pub backward: Program,
+    /// For each layer, the index among `backward`'s roots of its weight gradient.
+    pub grad_roots: Vec<Option<usize>>,
+}
+
+/// Compiles `sum over penalties and layers of lambda * sum(|W|)` (l1) or `lambda * sum(W W)`
+/// (l2), and its gradients, through the same saturation and extraction as the loss.
+fn compile_penalty(
+    net: &Net,
+    symbols: &HashMap<Symbol, (Shape, Dep)>,
+) -> syn::Result<Option<PenaltyPrograms>> {
+    if net.penalties.is_empty() {
+        return Ok(None);
+    }
+    let mut expr: RecExpr<Tensor> = RecExpr::default();
+    let mut total: Option<Id> = None;
+    for p in &net.penalties {
+        for (k, layer) in net.layers.iter().enumerate() {
+            let w = expr.add(Tensor::Symbol(weight_symbol(&layer.name.to_string())));
+            let e = if p.l1 {
+                expr.add(Tensor::Abs(w))
+            } else {
+                expr.add(Tensor::Mul([w, w]))
+            };
+            // sum over the matrix: its rows times a vector of ones, summed.
+            let one = expr.add(num(1.0));
+            let n = expr.add(num(net.fan_in(k) as f64));
+            let ones = expr.add(Tensor::Fill([one, n]));
+            let rows = expr.add(Tensor::MatVec([e, ones]));
+            let s = expr.add(Tensor::Sum(rows));
+            let lam = expr.add(num(p.lambda));
+            let t = expr.add(Tensor::Mul([lam, s]));
+            total = Some(match total {
+                Some(a) => expr.add(Tensor::Add([a, t])),
+                None => t,
+            });
+        }
+    }
+    let Some(total) = total else {
+        return Ok(None);
+    };
+    let analysis = TensorAnalysis {
+        symbols: symbols.clone(),
+        ..Default::default()
+    };
+    let mut eg = Graph::new(analysis.clone());
+    let ids = add_all(&mut eg, &expr);
+    check_conflicts(net, &eg, "penalty lowering")?;
+    let (eg, _) = saturate(eg);
+    let value = extract(&eg, &[ids[usize::from(total)]])
+        .map_err(|e| internal(net, "penalty extraction", &e))?;
+    let diff = differentiate(&value, 0, symbols)
+        .map_err(|e| internal(net, "penalty differentiation", &e))?;
+    let mut eg = Graph::new(analysis);
+    let ids = add_all(&mut eg, &diff.expr);
+    let (eg, _) = saturate(eg);
+    check_conflicts(net, &eg, "penalty saturation")?;
+    let extractor = crate::simplify::DagExtractor::new(&eg);
+    let mut roots = vec![ids[value.roots[0]]];
+    let mut grad_roots = Vec::new();
+    for layer in &net.layers {
+        let g = diff
+            .grads
+            .get(&weight_symbol(&layer.name.to_string()))
+            .map(|&g| {
+                roots.push(ids[g]);
+                roots.len() - 1
+            });
+        grad_roots.push(g);
+    }
+    let program = |roots: &[Id]| {
+        extractor
+            .program(roots)
+            .map_err(|e| internal(net, "penalty extraction", &e))
+    };
+    Ok(Some(PenaltyPrograms {
+        value: program(&roots[..1])?,
+        backward: program(&roots)?,
+        grad_roots,
+    }))
 }
 
 fn internal(net: &Net, what: &str, detail: &str) -> syn::Error {
@@ -213,6 +305,7 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
         grad_roots,
         forward_report,
         backward_report,
+        penalty: compile_penalty(net, &lowered.symbols)?,
         domain_notes,
     })
 }
@@ -287,6 +380,37 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
     }
     let backward_body = Emitter::new(&c.backward, net.scalar, &paths).body(&dests);
     let one = scalar_lit(net.scalar, 1.0);
+
+    // Weight penalties: their value, and their gradients scaled by `seed`, each in a block of
+    // its own (the emitter's locals do not meet the loss's). Empty without penalties.
+    let pen = format_ident!("__penalty");
+    let (penalty_value, penalty_backward) = match &c.penalty {
+        None => (TokenStream::new(), TokenStream::new()),
+        Some(p) => {
+            let value =
+                Emitter::new(&p.value, net.scalar, &paths).body(&[Dest::Local(pen.clone())]);
+            let mut dests = vec![Dest::Local(pen.clone())];
+            for (l, g) in net.layers.iter().zip(&p.grad_roots) {
+                if g.is_some() {
+                    let name = &l.name;
+                    dests.push(Dest::AddInto(quote!(grad.#name.w)));
+                }
+            }
+            let backward = Emitter::new(&p.backward, net.scalar, &paths).body(&dests);
+            (quote!(+ { #value #pen }), quote!(+ { #backward #pen }))
+        }
+    };
+    // In `backward_sum`, once for the batch: `n scale` times the penalty's gradient.
+    let penalty_batch = if c.penalty.is_some() {
+        quote! {
+            {
+                let seed = scale * xs.len() as #ty;
+                total += xs.len() as #ty * (0.0 #penalty_backward);
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
 
     // Batch variants: parameter-only values computed once, then a loop over the samples.
     // Paths for the per-sample part of a split: parameters read in place, hoisted values
@@ -581,7 +705,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 #[inline]
                 pub fn loss(&self, x: &[#ty; #n_in], y: &[#ty; #n_out]) -> #ty {
                     #loss_body
-                    #out
+                    #out #penalty_value
                 }
 
                 /// Adds the gradient of the loss of one sample into `grad` and returns the loss.
@@ -595,7 +719,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                 #[inline]
                 pub fn backward_scaled(&self, x: &[#ty; #n_in], y: &[#ty; #n_out], seed: #ty, grad: &mut Self) -> #ty {
                     #backward_body
-                    #out
+                    #out #penalty_backward
                 }
 
                 /// The outputs of a batch of samples.
@@ -618,7 +742,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                     ::core::assert!(!xs.is_empty(), "loss_batch: empty batch");
                     let mut total: #ty = 0.0;
                     #loss_batch_loop
-                    total / xs.len() as #ty
+                    total / xs.len() as #ty #penalty_value
                 }
 
                 /// Adds the mean gradient of a batch into `grad` and returns the mean loss.
@@ -643,6 +767,7 @@ pub fn generate(net: &Net, c: &Compiled) -> TokenStream {
                     ::core::assert_eq!(xs.len(), ys.len(), "backward_sum: {} inputs but {} targets", xs.len(), ys.len());
                     let mut total: #ty = 0.0;
                     #backward_batch_loop
+                    #penalty_batch
                     total
                 }
 

@@ -136,6 +136,20 @@ pub fn explanation(net: &Net, c: &Compiled) -> String {
         "loss, simplified:\n  L = {}",
         shorten(c.loss.term(c.loss.roots[0]), 800)
     );
+    if let Some(p) = &c.penalty {
+        let terms: Vec<String> = net
+            .penalties
+            .iter()
+            .map(|p| format!("{}({})", if p.l1 { "l1" } else { "l2" }, p.lambda))
+            .collect();
+        let _ = writeln!(
+            o,
+            "weight penalties: + {} over every layer's weights (not the biases):\n  P = {}\n  P and its gradient depend on the parameters only: {} FLOPs, computed once per call of the batch functions (backward_batch, the trainers), not once per sample",
+            terms.join(" + "),
+            shorten(p.value.term(p.value.roots[0]), 400),
+            p.backward.flops().0 + p.backward.flops().1
+        );
+    }
     let _ = writeln!(o);
 
     let _ = writeln!(

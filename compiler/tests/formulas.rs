@@ -84,3 +84,32 @@ fn an_unproven_logarithm_gets_a_note() {
     let c = compiled("input: 2, out: dense(1) -> softplus, loss: |yhat, y| mean(ln(yhat) - y)");
     assert!(c.domain_notes.is_empty(), "{:?}", c.domain_notes);
 }
+
+#[test]
+fn weight_penalties_are_computed_once_per_batch() {
+    let plain = compiled("input: 8, h: dense(16) -> tanh, out: dense(4), loss: mse");
+    let l2 = compiled("input: 8, h: dense(16) -> tanh, out: dense(4), loss: mse + l2(1e-4)");
+    // The per-sample work of the batch loop is the same with or without the penalty...
+    assert_eq!(
+        l2.backward_split.sample.flops(),
+        plain.backward_split.sample.flops()
+    );
+    assert_eq!(
+        l2.loss_split.sample.flops(),
+        plain.loss_split.sample.flops()
+    );
+    // ... and the penalty is a program of its own, over the weights only, run once per call:
+    // its cost per batch is the same for 32 samples or 32,000.
+    let p = l2.penalty.as_ref().expect("a penalty program");
+    let (sample, params) = p.value.flops();
+    assert_eq!(sample, 0, "the penalty depends on no sample");
+    assert!(params >= 2 * (16 * 8 + 4 * 16), "{params}");
+    // Its gradient reads the scale (`seed`) and the weights, nothing of a sample.
+    let reads_sample = p
+        .backward
+        .nodes
+        .iter()
+        .any(|n| matches!(n, Tensor::Symbol(s) if s.as_str() == "x" || s.as_str() == "y"));
+    assert!(!reads_sample);
+    assert!(plain.penalty.is_none());
+}

@@ -27,6 +27,8 @@ const BASES: &[&str] = &[
     "#[cfg_attr(all(), derive(PartialEq))] struct Cls<f32> { input: 4, h: dense(8) -> leaky_relu(0.1), out: dense(3) -> softmax, loss: cross_entropy }",
     "pub struct Reg<f64> { input: 5, h1: dense(6) -> tanh, h2: dense(3) -> relu, out: dense(2) -> softplus, loss: mae }",
     "#[cfg(not(test))] pub struct Wide<f32> { input: 20, h: dense(24) -> relu, out: dense(1), loss: mse }",
+    "pub struct F<f32> { input: 3, h: dense(4) -> |x| if x > 0.0 { x * sigmoid(x) } else { 0.1 * (exp(x) - 1.0) }, g: dense(3) -> |z| powi(z, 3) / (1.0 + abs(z)), out: dense(2), loss: |yhat, y| mean(ln(cosh(yhat - y))) + 0.1 * max(abs(yhat - y)) }",
+    "#[symnet(allow_domain)] pub struct G<f64> { input: 2, h: dense(3) -> elu(alpha = 0.5), k: dense(3) -> |x| min(gelu(x), sqrt(x * x + 1.0)), out: dense(1) -> sigmoid, loss: binary_cross_entropy + l2(1e-4) + l1(1e-5) }",
 ];
 
 /// What a mutation may put in place of a token.
