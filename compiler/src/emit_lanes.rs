@@ -20,7 +20,7 @@ use crate::check::ScalarType;
 use crate::emit::{
     elementwise_expr, elementwise_ops, is_elementwise, scalar_lit, scalar_type, Idx,
 };
-use crate::ir::{Shape, Tensor};
+use crate::ir::{sample_symbol, target_symbol, Shape, Tensor};
 use crate::simplify::Program;
 
 /// Samples per chunk for `f32` (16 lanes fill an AVX-512 register, two AVX ones).
@@ -79,7 +79,7 @@ impl<'a> LaneEmitter<'a> {
         let mut uses = vec![0usize; n];
         for (i, node) in prog.nodes.iter().enumerate() {
             varying[i] = match node {
-                Tensor::Symbol(s) => *s == Symbol::from("x") || *s == Symbol::from("y"),
+                Tensor::Symbol(s) => *s == sample_symbol() || *s == target_symbol(),
                 _ => node.children().iter().any(|c| varying[usize::from(*c)]),
             };
             for c in node.children() {
@@ -176,8 +176,8 @@ impl<'a> LaneEmitter<'a> {
         }
         match node {
             Tensor::Num(v) => self.lit(v.into_inner()),
-            Tensor::Symbol(s) if *s == Symbol::from("x") => quote!(xl #([#idx])* [#lane]),
-            Tensor::Symbol(s) if *s == Symbol::from("y") => quote!(yl #([#idx])* [#lane]),
+            Tensor::Symbol(s) if *s == sample_symbol() => quote!(xl #([#idx])* [#lane]),
+            Tensor::Symbol(s) if *s == target_symbol() => quote!(yl #([#idx])* [#lane]),
             Tensor::Symbol(s) => {
                 let p = &self.paths[s];
                 quote!(#p #([#idx])*)
@@ -313,8 +313,8 @@ impl<'a> LaneEmitter<'a> {
             (Tensor::Softmax(z), _) | (Tensor::LogSumExp(z), _) | (Tensor::MaxMask(z), _) => {
                 // The operand is materialized (softmax gathers it), or `x` / `y` themselves.
                 let z = match &self.prog.nodes[usize::from(*z)] {
-                    Tensor::Symbol(sym) if *sym == Symbol::from("x") => quote!(xl),
-                    Tensor::Symbol(sym) if *sym == Symbol::from("y") => quote!(yl),
+                    Tensor::Symbol(sym) if *sym == sample_symbol() => quote!(xl),
+                    Tensor::Symbol(sym) if *sym == target_symbol() => quote!(yl),
                     _ => {
                         let t = Self::local(usize::from(*z));
                         quote!(#t)
@@ -452,10 +452,10 @@ impl<'a> LaneEmitter<'a> {
                 let (o, i) = (self.fresh("o"), self.fresh("i"));
                 let ue = self.elem(u, &[Idx::Var(quote!(#o))], &lane);
                 let (pre, row) = match &self.prog.nodes[v] {
-                    Tensor::Symbol(sym) if *sym == Symbol::from("x") => {
+                    Tensor::Symbol(sym) if *sym == sample_symbol() => {
                         (quote!(), quote!(xs[base + #s][#i]))
                     }
-                    Tensor::Symbol(sym) if *sym == Symbol::from("y") => {
+                    Tensor::Symbol(sym) if *sym == target_symbol() => {
                         (quote!(), quote!(ys[base + #s][#i]))
                     }
                     _ if self.varying[v] => {

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use egg::Language;
 
 use crate::check::Net;
-use crate::codegen::Compiled;
+use crate::driver::Compiled;
 use crate::simplify::Program;
 
 /// A run of consecutive identity layers that the compiler collapsed: `(first, last)` indices.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use egg::{Id, Language, RecExpr, Symbol};
 
-use crate::ir::{num, shape_of, Dep, Shape, Tensor};
+use crate::ir::{num, seed_symbol, shape_of, Dep, Shape, Tensor};
 use crate::simplify::Program;
 
 /// The forward program with the gradient nodes appended.
@@ -81,7 +81,7 @@ pub fn differentiate(
     if prog.shapes[loss] != Shape::Scalar {
         return Err("the loss is not a scalar".into());
     }
-    adj[loss] = Some(b.push(Tensor::Symbol("seed".into()))?);
+    adj[loss] = Some(b.push(Tensor::Symbol(seed_symbol()))?);
 
     // Adds contribution `c` to the adjoint of `child`, summing out a broadcast dimension.
     fn contribute(

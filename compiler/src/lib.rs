@@ -11,6 +11,7 @@
 pub mod ast;
 pub mod check;
 pub mod codegen;
+pub mod driver;
 pub mod emit;
 pub mod emit_lanes;
 pub mod explain;
@@ -26,7 +27,7 @@ use std::cell::RefCell;
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 
-pub use codegen::{compile, Compiled};
+pub use driver::{compile, Compiled};
 
 /// Expands a `network!` invocation: the generated items, or `compile_error!`s at the user's
 /// tokens. Generated code names the runtime `::symnet`; see [`expand_with`].

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use egg::{Id, RecExpr, Symbol};
 
-use super::{bias_symbol, weight_symbol, Dep, Shape, Tensor};
+use super::{
+    bias_symbol, sample_symbol, seed_symbol, target_symbol, weight_symbol, Dep, Shape, Tensor,
+};
 use crate::check::Net;
 use crate::formula::{DomainCheck, Lowerer};
 
@@ -42,14 +44,11 @@ pub struct Lowered {
 pub fn lower(net: &Net) -> syn::Result<Lowered> {
     let mut expr = RecExpr::default();
     let mut symbols = HashMap::new();
-    symbols.insert(Symbol::from("x"), (Shape::Vector(net.inputs), Dep::Sample));
-    symbols.insert(
-        Symbol::from("y"),
-        (Shape::Vector(net.outputs()), Dep::Sample),
-    );
-    symbols.insert(Symbol::from("seed"), (Shape::Scalar, Dep::Sample));
+    symbols.insert(sample_symbol(), (Shape::Vector(net.inputs), Dep::Sample));
+    symbols.insert(target_symbol(), (Shape::Vector(net.outputs()), Dep::Sample));
+    symbols.insert(seed_symbol(), (Shape::Scalar, Dep::Sample));
 
-    let mut a = expr.add(Tensor::Symbol("x".into()));
+    let mut a = expr.add(Tensor::Symbol(sample_symbol()));
     let mut latent = a;
     let mut domain = Vec::new();
     for (k, layer) in net.layers.iter().enumerate() {
@@ -81,7 +80,7 @@ pub fn lower(net: &Net) -> syn::Result<Lowered> {
         .iter()
         .any(|n| matches!(n, Tensor::Div(_) | Tensor::Ln(_) | Tensor::Sqrt(_)));
     let output = a;
-    let y = expr.add(Tensor::Symbol("y".into()));
+    let y = expr.add(Tensor::Symbol(target_symbol()));
     let names: Vec<&str> = net
         .loss
         .entry

@@ -74,6 +74,21 @@ pub fn num(v: f64) -> Tensor {
     Tensor::Num(NotNan::new(v).expect("IR constants are never NaN"))
 }
 
+/// The symbol of the sample's input vector, `x`.
+pub fn sample_symbol() -> Symbol {
+    Symbol::from("x")
+}
+
+/// The symbol of the sample's target vector, `y`.
+pub fn target_symbol() -> Symbol {
+    Symbol::from("y")
+}
+
+/// The symbol of the backward pass's scale, `seed` (the adjoint of the loss).
+pub fn seed_symbol() -> Symbol {
+    Symbol::from("seed")
+}
+
 /// The symbol of layer `layer`'s weight matrix.
 pub fn weight_symbol(layer: &str) -> Symbol {
     Symbol::from(format!("{layer}.w"))

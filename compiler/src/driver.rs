@@ -1,0 +1,321 @@
+//! The driver: one pipeline from a checked [`Net`] to the programs every generated function is
+//! emitted from (lower, saturate, extract, differentiate, saturate, extract per function,
+//! hoist), each program named by what it computes.
+//!
+//! ```text
+//! lower --saturate + extract--> forward (roots OUTPUT, LATENT, LOSS)
+//!   --differentiate--> adjoints --saturate + extract per function--> Compiled
+//! ```
+
+use std::collections::HashMap;
+
+use egg::{Id, RecExpr, Symbol};
+use proc_macro2::Span;
+
+use crate::check::Net;
+use crate::formula::Need;
+use crate::grad::differentiate;
+use crate::hoist::{split, Split};
+use crate::ir::{
+    bias_symbol, lower, num, weight_symbol, Dep, Range, Shape, Tensor, TensorAnalysis,
+};
+use crate::simplify::{add_all, extract, saturate, Graph, Program, Report};
+use symnet_runtime::catalog::Output;
+
+/// The root of the first extraction that is the network's output.
+const OUTPUT: usize = 0;
+/// The root that is the latent representation (the input of the last layer).
+const LATENT: usize = 1;
+/// The root that is the loss of one sample.
+const LOSS: usize = 2;
+
+/// Everything the generated functions are emitted from.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// Roots: the output.
+    pub forward: Program,
+    /// Roots: the latent representation.
+    pub latent: Program,
+    /// Roots: the loss.
+    pub loss: Program,
+    /// Roots: the loss, then `d.w`, `d.b` of each layer in order (`None` if the loss does not
+    /// depend on that tensor).
+    pub backward: Program,
+    /// For each layer, whether its `w` and `b` gradients are roots of `backward`.
+    pub grad_roots: Vec<(Option<usize>, Option<usize>)>,
+    /// `forward` split into parameter-only and per-sample parts (for `prepare()`).
+    pub forward_split: Split,
+    /// `loss` split likewise (for `loss_batch`).
+    pub loss_split: Split,
+    /// `backward` split likewise (for `backward_batch`).
+    pub backward_split: Split,
+    /// The forward pass and loss as lowered, before any rewriting (for the explanation).
+    pub lowered: Program,
+    /// FLOPs of the backward pass derived from the unsimplified lowering: `(sample, params)`.
+    pub backward_before: (usize, usize),
+    /// The saturation of the forward pass.
+    pub forward_report: Report,
+    /// The saturation of forward and gradients together.
+    pub backward_report: Report,
+    /// The weight penalties (`+ l2(..)`): their value and, with `seed`, their gradients,
+    /// compiled apart from the per-sample programs because they depend on the parameters only:
+    /// the batch functions compute them once per call, not once per sample.
+    pub penalty: Option<PenaltyPrograms>,
+    /// Where a user's formula takes `ln` or `sqrt` of, or divides by, a value that the range
+    /// analysis cannot prove positive, non-negative or nonzero: the token and the note.
+    pub domain_notes: Vec<(Span, String)>,
+}
+
+/// The programs of the weight penalties.
+#[derive(Clone, Debug)]
+pub struct PenaltyPrograms {
+    /// Roots: the penalty's value.
+    pub value: Program,
+    /// Roots: the value, then `seed * d penalty / d w` of each layer with a weight gradient.
+    pub backward: Program,
+    /// For each layer, the index among `backward`'s roots of its weight gradient.
+    pub grad_roots: Vec<Option<usize>>,
+}
+
+/// Compiles `sum over penalties and layers of lambda * sum(|W|)` (l1) or `lambda * sum(W W)`
+/// (l2), and its gradients, through the same saturation and extraction as the loss.
+fn compile_penalty(
+    net: &Net,
+    symbols: &HashMap<Symbol, (Shape, Dep)>,
+) -> syn::Result<Option<PenaltyPrograms>> {
+    if net.penalties.is_empty() {
+        return Ok(None);
+    }
+    let mut expr: RecExpr<Tensor> = RecExpr::default();
+    let mut total: Option<Id> = None;
+    for p in &net.penalties {
+        for (k, layer) in net.layers.iter().enumerate() {
+            let w = expr.add(Tensor::Symbol(weight_symbol(&layer.name.to_string())));
+            let e = if p.l1 {
+                expr.add(Tensor::Abs(w))
+            } else {
+                expr.add(Tensor::Mul([w, w]))
+            };
+            // sum over the matrix: its rows times a vector of ones, summed.
+            let one = expr.add(num(1.0));
+            let n = expr.add(num(net.fan_in(k) as f64));
+            let ones = expr.add(Tensor::Fill([one, n]));
+            let rows = expr.add(Tensor::MatVec([e, ones]));
+            let s = expr.add(Tensor::Sum(rows));
+            let lam = expr.add(num(p.lambda));
+            let t = expr.add(Tensor::Mul([lam, s]));
+            total = Some(match total {
+                Some(a) => expr.add(Tensor::Add([a, t])),
+                None => t,
+            });
+        }
+    }
+    let Some(total) = total else {
+        return Ok(None);
+    };
+    let analysis = TensorAnalysis {
+        symbols: symbols.clone(),
+        ..Default::default()
+    };
+    let mut eg = Graph::new(analysis.clone());
+    let ids = add_all(&mut eg, &expr);
+    check_conflicts(net, &eg, "penalty lowering")?;
+    let (eg, _) = saturate(eg);
+    let value = extract(&eg, &[ids[usize::from(total)]])
+        .map_err(|e| internal(net, "penalty extraction", &e))?;
+    let diff = differentiate(&value, 0, symbols)
+        .map_err(|e| internal(net, "penalty differentiation", &e))?;
+    let mut eg = Graph::new(analysis);
+    let ids = add_all(&mut eg, &diff.expr);
+    let (eg, _) = saturate(eg);
+    check_conflicts(net, &eg, "penalty saturation")?;
+    let extractor = crate::simplify::DagExtractor::new(&eg);
+    let mut roots = vec![ids[value.roots[0]]];
+    let mut grad_roots = Vec::new();
+    for layer in &net.layers {
+        let g = diff
+            .grads
+            .get(&weight_symbol(&layer.name.to_string()))
+            .map(|&g| {
+                roots.push(ids[g]);
+                roots.len() - 1
+            });
+        grad_roots.push(g);
+    }
+    let program = |roots: &[Id]| {
+        extractor
+            .program(roots)
+            .map_err(|e| internal(net, "penalty extraction", &e))
+    };
+    Ok(Some(PenaltyPrograms {
+        value: program(&roots[..1])?,
+        backward: program(&roots)?,
+        grad_roots,
+    }))
+}
+
+fn internal(net: &Net, what: &str, detail: &str) -> syn::Error {
+    let span = net.layers.first().map_or(Span::call_site(), |l| l.span);
+    syn::Error::new(
+        span,
+        format!("internal error in symnet's compiler ({what}): {detail}; please report this declaration"),
+    )
+}
+
+fn check_conflicts(net: &Net, eg: &Graph, what: &str) -> syn::Result<()> {
+    match eg.analysis.conflicts.first() {
+        Some(c) => Err(internal(net, what, c)),
+        None => Ok(()),
+    }
+}
+
+/// Runs the pipeline: lower, saturate, extract, differentiate, saturate, extract.
+pub fn compile(net: &Net) -> syn::Result<Compiled> {
+    let lowered = lower(net)?;
+    let analysis = TensorAnalysis {
+        symbols: lowered.symbols.clone(),
+        conflicts: Vec::new(),
+        target_sums_to_one: net.loss.is("cross_entropy"),
+    };
+
+    // 1. The forward pass and loss.
+    let mut eg = Graph::new(analysis.clone());
+    let ids = add_all(&mut eg, &lowered.expr);
+    check_conflicts(net, &eg, "lowering")?;
+    let (eg, forward_report) = saturate(eg);
+    check_conflicts(net, &eg, "forward saturation")?;
+    // What the ranges, after every rewrite, prove about the user's `ln`, `sqrt` and divisions.
+    let mut domain_notes = Vec::new();
+    for d in &lowered.domain {
+        let range = eg[ids[usize::from(d.arg)]].data.range;
+        let (ok, what) = match d.need {
+            Need::Positive => (range.nonzero() && range >= Range::NonNegative, "positive"),
+            Need::NonNegative => (range >= Range::NonNegative, "non-negative"),
+            Need::NonZero => (range.nonzero(), "nonzero"),
+        };
+        if !ok {
+            let subject = match d.op {
+                "/" => "the denominator of this division".to_string(),
+                op => format!("the argument of `{op}`"),
+            };
+            domain_notes.push((
+                d.span,
+                format!(
+                    "symnet cannot prove {subject} {what} for every input: where it is not, the network computes NaN or infinity. Add `#[symnet(allow_domain)]` to the declaration to silence this note"
+                ),
+            ));
+        }
+    }
+    // In the order OUTPUT, LATENT, LOSS.
+    let roots: Vec<Id> = [lowered.output, lowered.latent, lowered.loss]
+        .iter()
+        .map(|r| ids[usize::from(*r)])
+        .collect();
+    let fwd = extract(&eg, &roots).map_err(|e| internal(net, "extraction", &e))?;
+
+    // 2. Gradients, built on the extracted forward pass.
+    let diff = differentiate(&fwd, LOSS, &lowered.symbols)
+        .map_err(|e| internal(net, "differentiation", &e))?;
+
+    // 3. Forward and gradients saturated together.
+    let mut eg = Graph::new(analysis);
+    let ids = add_all(&mut eg, &diff.expr);
+    check_conflicts(net, &eg, "gradient lowering")?;
+    let (eg, backward_report) = saturate(eg);
+    check_conflicts(net, &eg, "gradient saturation")?;
+    let id = |i: usize| ids[i];
+
+    // One extractor for all functions: its choices do not depend on the roots.
+    let extractor = crate::simplify::DagExtractor::new(&eg);
+    let program = |roots: &[Id]| {
+        extractor
+            .program(roots)
+            .map_err(|e| internal(net, "extraction", &e))
+    };
+    let forward = program(&[id(fwd.roots[OUTPUT])])?;
+    let latent = program(&[id(fwd.roots[LATENT])])?;
+    let loss = program(&[id(fwd.roots[LOSS])])?;
+    let mut broots = vec![id(fwd.roots[LOSS])];
+    let mut grad_roots = Vec::new();
+    for layer in &net.layers {
+        let name = layer.name.to_string();
+        let mut slot = |s: Symbol| {
+            diff.grads.get(&s).map(|&g| {
+                broots.push(id(g));
+                broots.len() - 1
+            })
+        };
+        let w = slot(weight_symbol(&name));
+        let b = slot(bias_symbol(&name));
+        grad_roots.push((w, b));
+    }
+    let backward = program(&broots)?;
+    // A fused loss (cross-entropy on its sigmoid or softmax output) must have lost every
+    // logarithm and division to the rules, unless an activation brings its own.
+    let fused = net.loss.entry.is_some_and(|e| e.output != Output::Any);
+    for (what, p) in [
+        ("forward", &forward),
+        ("latent", &latent),
+        ("loss", &loss),
+        ("backward", &backward),
+    ] {
+        if fused
+            && !lowered.activations_divide
+            && p.nodes
+                .iter()
+                .any(|n| matches!(n, Tensor::Ln(_) | Tensor::Div(_)))
+        {
+            return Err(internal(
+                net,
+                "stability",
+                &format!("the {what} program still takes a logarithm or divides"),
+            ));
+        }
+    }
+    // The lowered program, unsimplified, for "before" figures.
+    let mut eg0 = Graph::new(TensorAnalysis {
+        symbols: lowered.symbols.clone(),
+        ..Default::default()
+    });
+    let ids0 = add_all(&mut eg0, &lowered.expr);
+    let lowered_prog =
+        crate::simplify::program_of(&eg0, &lowered.expr, &ids0, &[lowered.output, lowered.loss]);
+    // The backward pass as it would be without any rewriting, for "before" figures.
+    let backward_before = {
+        let raw = differentiate(&lowered_prog, 1, &lowered.symbols)
+            .map_err(|e| internal(net, "differentiation", &e))?;
+        let mut eg = Graph::new(TensorAnalysis {
+            symbols: lowered.symbols.clone(),
+            ..Default::default()
+        });
+        let ids = add_all(&mut eg, &raw.expr);
+        // The loss and the parameters' gradients, in layer order (not those of x and y).
+        let mut roots: Vec<Id> = vec![Id::from(lowered_prog.roots[1])];
+        for layer in &net.layers {
+            let name = layer.name.to_string();
+            for s in [weight_symbol(&name), bias_symbol(&name)] {
+                if let Some(g) = raw.grads.get(&s) {
+                    roots.push(Id::from(*g));
+                }
+            }
+        }
+        let p = crate::simplify::program_of(&eg, &raw.expr, &ids, &roots);
+        p.flops()
+    };
+    Ok(Compiled {
+        backward_before,
+        forward_split: split(&forward),
+        loss_split: split(&loss),
+        backward_split: split(&backward),
+        lowered: lowered_prog,
+        forward,
+        latent,
+        loss,
+        backward,
+        grad_roots,
+        forward_report,
+        backward_report,
+        penalty: compile_penalty(net, &lowered.symbols)?,
+        domain_notes,
+    })
+}
