@@ -124,6 +124,46 @@ fn check_batch<N: Network, const I: usize, const O: usize>(
     }
 }
 
+/// A case whose hidden activation is a formula: the gradient checks, and agreement with the
+/// interpreter, which parses the same formula text on its own.
+macro_rules! act_formula_case {
+    ($test:ident, |$x:ident| $($f:tt)*) => {
+        #[allow(non_snake_case)]
+        mod $test {
+            use super::*;
+            case!(grads, Real, { input: 3, h: dense(5) -> |$x| $($f)*, out: dense(2), loss: mse });
+
+            #[test]
+            fn agrees_with_the_interpreter() {
+                network! { #[symnet(allow_domain)] pub struct Net<f64> { input: 3, h: dense(5) -> |$x| $($f)*, out: dense(2), loss: mse } }
+                let act = symnet::Activation::formula(stringify!(|$x| $($f)*)).unwrap();
+                let twin = common::interp(3, &[(5, act), (2, symnet::Activation::Identity)], symnet::Loss::Mse);
+                common::agree::<Net>(stringify!($test), twin, Target::Real);
+            }
+        }
+    };
+}
+
+/// A case whose loss is a formula, over an output with the given activation.
+macro_rules! loss_formula_case {
+    ($test:ident, $target:ident, $width:literal, $out:ident, |$a:ident, $b:ident| $($f:tt)*) => {
+        #[allow(non_snake_case)]
+        mod $test {
+            use super::*;
+            case!(grads, $target, { input: 3, h: dense(5) -> tanh, out: dense($width) -> $out, loss: |$a, $b| $($f)* });
+
+            #[test]
+            fn agrees_with_the_interpreter() {
+                network! { #[symnet(allow_domain)] pub struct Net<f64> { input: 3, h: dense(5) -> tanh, out: dense($width) -> $out, loss: |$a, $b| $($f)* } }
+                let out = symnet::Activation::builtin(stringify!($out), &[]).unwrap();
+                let loss = symnet::Loss::formula(stringify!(|$a, $b| $($f)*)).unwrap();
+                let twin = common::interp(3, &[(5, symnet::Activation::Tanh), ($width, out)], loss);
+                common::agree::<Net>(stringify!($test), twin, Target::$target);
+            }
+        }
+    };
+}
+
 /// Declares a network over f64 and f32 and tests both.
 macro_rules! case {
     ($test:ident, $target:ident, { $($body:tt)* }) => {
@@ -288,40 +328,75 @@ catalog_loss_cases! {
 }
 
 // Formulas written in the declaration: activations...
-case!(f_silu_by_hand, Real, { input: 3, h: dense(5) -> |x| x * sigmoid(x), out: dense(2), loss: mse });
-case!(f_mish_by_hand, Real, { input: 3, h: dense(5) -> |x| x * tanh(softplus(x)), out: dense(2), loss: mse });
-case!(f_logistic_by_hand, Real, { input: 3, h: dense(5) -> |x| 1.0 / (1.0 + exp(-x)), out: dense(2), loss: mse });
-case!(f_leaky_piecewise, Real, { input: 3, h: dense(5) -> |x| if x > 0.0 { x } else { 0.01 * x }, out: dense(2), loss: mse });
-case!(f_signed_square, Real, { input: 3, h: dense(5) -> |x| if x >= 0.0 { x * x } else { -x * x }, out: dense(2), loss: mse });
-case!(f_max_leaky, Real, { input: 3, h: dense(5) -> |x| max(x, 0.1 * x), out: dense(2), loss: mse });
-case!(f_hard_tanh, Real, { input: 3, h: dense(5) -> |x| min(max(x, -1.0), 1.0), out: dense(2), loss: mse });
-case!(f_softsign_by_hand, Real, { input: 3, h: dense(5) -> |x| x / (1.0 + abs(x)), out: dense(2), loss: mse });
-case!(f_isru, Real, { input: 3, h: dense(5) -> |x| x / sqrt(1.0 + x * x), out: dense(2), loss: mse });
-case!(f_softplus_by_hand, Real, { input: 3, h: dense(5) -> |x| ln(1.0 + exp(x)), out: dense(2), loss: mse });
-case!(f_cubic, Real, { input: 3, h: dense(5) -> |x| powi(x, 3) - x, out: dense(2), loss: mse });
-case!(f_negative_power, Real, { input: 3, h: dense(5) -> |x| powi(1.0 + x * x, -1), out: dense(2), loss: mse });
-case!(f_half_gelu, Real, { input: 3, h: dense(5) -> |x| gelu(x) * 0.5, out: dense(2), loss: mse });
-case!(f_elu_plus_linear, Real, { input: 3, h: dense(5) -> |x| elu(x, 0.5) + 0.1 * x, out: dense(2), loss: mse });
-case!(f_tanh_cosh, Real, { input: 3, h: dense(5) -> |x| tanh(x) * cosh(0.5 * x), out: dense(2), loss: mse });
-case!(f_gaussian_bump, Real, { input: 3, h: dense(5) -> |x| exp(-x * x), out: dense(2), loss: mse });
-case!(f_named_argument, Real, { input: 3, h: dense(5) -> |z| sigmoid(2.0 * z) * z, out: dense(2), loss: mse });
-case!(f_nested_if, Real, { input: 3, h: dense(5) -> |x| if x > 1.0 { 1.0 } else { if x < -1.0 { -1.0 } else { x } }, out: dense(2), loss: mse });
-case!(f_catalog_sum, Real, { input: 3, h: dense(5) -> |x| softsign(x) + relu(x), out: dense(2), loss: mse });
-case!(f_gelu_sigmoid_form, OneHot, { input: 3, h: dense(5) -> |x| x * sigmoid(1.702 * x), out: dense(3) -> softmax, loss: cross_entropy });
+act_formula_case!(f_silu_by_hand, |x| x * sigmoid(x));
+act_formula_case!(f_mish_by_hand, |x| x * tanh(softplus(x)));
+act_formula_case!(f_logistic_by_hand, |x| 1.0 / (1.0 + exp(-x)));
+act_formula_case!(f_leaky_piecewise, |x| if x > 0.0 { x } else { 0.01 * x });
+act_formula_case!(f_signed_square, |x| if x >= 0.0 { x * x } else { -x * x });
+act_formula_case!(f_max_leaky, |x| max(x, 0.1 * x));
+act_formula_case!(f_hard_tanh, |x| min(max(x, -1.0), 1.0));
+act_formula_case!(f_softsign_by_hand, |x| x / (1.0 + abs(x)));
+act_formula_case!(f_isru, |x| x / sqrt(1.0 + x * x));
+act_formula_case!(f_softplus_by_hand, |x| ln(1.0 + exp(x)));
+act_formula_case!(f_cubic, |x| powi(x, 3) - x);
+act_formula_case!(f_negative_power, |x| powi(1.0 + x * x, -1));
+act_formula_case!(f_half_gelu, |x| gelu(x) * 0.5);
+act_formula_case!(f_elu_plus_linear, |x| elu(x, 0.5) + 0.1 * x);
+act_formula_case!(f_tanh_cosh, |x| tanh(x) * cosh(0.5 * x));
+act_formula_case!(f_gaussian_bump, |x| exp(-x * x));
+act_formula_case!(f_named_argument, |z| sigmoid(2.0 * z) * z);
+act_formula_case!(f_nested_if, |x| if x > 1.0 {
+    1.0
+} else {
+    if x < -1.0 {
+        -1.0
+    } else {
+        x
+    }
+});
+act_formula_case!(f_catalog_sum, |x| softsign(x) + relu(x));
+act_formula_case!(f_gelu_sigmoid_form, |x| x * sigmoid(1.702 * x));
 
 // ... and losses.
-case!(f_log_cosh_by_hand, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(ln(cosh(yhat - y))) });
-case!(f_bce_by_hand, Binary, { input: 3, h: dense(5) -> tanh, out: dense(2) -> sigmoid, loss: |yhat, y| -mean(y * ln(yhat) + (1.0 - y) * ln(1.0 - yhat)) });
-case!(f_sum_over_n, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| sum((yhat - y) * (yhat - y)) / n });
-case!(f_huber_by_hand, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(if abs(yhat - y) <= 0.5 { 0.5 * powi(yhat - y, 2) } else { 0.5 * (abs(yhat - y) - 0.25) }) });
-case!(f_worst_output, Real, { input: 3, h: dense(5) -> tanh, out: dense(3), loss: |yhat, y| max(abs(yhat - y)) });
-case!(f_pinball_by_hand, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(max(0.9 * (y - yhat), -0.1 * (y - yhat))) });
-case!(f_rmse, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| sqrt(mean((yhat - y) * (yhat - y)) + 1e-6) });
-case!(f_poisson_by_hand, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(exp(yhat) - y * yhat) });
-case!(f_ce_by_hand, OneHot, { input: 3, h: dense(5) -> tanh, out: dense(3) -> softmax, loss: |p, t| -sum(t * ln(p)) });
-case!(f_mixed, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(abs(yhat - y)) + 0.1 * mean((yhat - y) * (yhat - y)) });
-case!(f_quartic, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| sum(powi(yhat - y, 4)) * 0.25 });
-case!(f_smooth_abs, Real, { input: 3, h: dense(5) -> tanh, out: dense(2), loss: |yhat, y| mean(softplus(yhat - y) + softplus(y - yhat)) });
+loss_formula_case!(f_log_cosh_by_hand, Real, 2, identity, |yhat, y| mean(ln(
+    cosh(yhat - y)
+)));
+loss_formula_case!(f_bce_by_hand, Binary, 2, sigmoid, |yhat, y| -mean(
+    y * ln(yhat) + (1.0 - y) * ln(1.0 - yhat)
+));
+loss_formula_case!(f_sum_over_n, Real, 2, identity, |yhat, y| sum(
+    (yhat - y) * (yhat - y)
+) / n);
+loss_formula_case!(f_huber_by_hand, Real, 2, identity, |yhat, y| mean(
+    if abs(yhat - y) <= 0.5 {
+        0.5 * powi(yhat - y, 2)
+    } else {
+        0.5 * (abs(yhat - y) - 0.25)
+    }
+));
+loss_formula_case!(f_worst_output, Real, 3, identity, |yhat, y| max(abs(
+    yhat - y
+)));
+loss_formula_case!(f_pinball_by_hand, Real, 2, identity, |yhat, y| mean(max(
+    0.9 * (y - yhat),
+    -0.1 * (y - yhat)
+)));
+loss_formula_case!(f_rmse, Real, 2, identity, |yhat, y| sqrt(
+    mean((yhat - y) * (yhat - y)) + 1e-6
+));
+loss_formula_case!(f_poisson_by_hand, Real, 2, identity, |yhat, y| mean(
+    exp(yhat) - y * yhat
+));
+loss_formula_case!(f_ce_by_hand, OneHot, 3, softmax, |p, t| -sum(t * ln(p)));
+loss_formula_case!(f_mixed, Real, 2, identity, |yhat, y| mean(abs(yhat - y))
+    + 0.1 * mean((yhat - y) * (yhat - y)));
+loss_formula_case!(f_quartic, Real, 2, identity, |yhat, y| sum(powi(
+    yhat - y,
+    4
+)) * 0.25);
+loss_formula_case!(f_smooth_abs, Real, 2, identity, |yhat, y| mean(
+    softplus(yhat - y) + softplus(y - yhat)
+));
 
 /// The suite covers the whole catalog: every activation and loss appears in a case above, so
 /// a new catalog entry without a gradient check fails here.

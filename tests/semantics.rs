@@ -220,3 +220,64 @@ fn scalar_names() {
     assert_eq!(<Bce as Network>::Scalar::NAME, "f32");
     assert_eq!(<Deep as Network>::Scalar::NAME, "f64");
 }
+
+network! {
+    /// Binary cross-entropy written out as the textbook does: the rules fuse it.
+    struct BceByHand<f32> {
+        input: 2,
+        h: dense(3) -> tanh,
+        o: dense(2) -> sigmoid,
+        loss: |yhat, y| -mean(y * ln(yhat) + (1.0 - y) * ln(1.0 - yhat)),
+    }
+}
+network! {
+    /// log cosh written out: computed without overflow.
+    struct LogCoshByHand<f32> {
+        input: 2,
+        o: dense(2),
+        loss: |yhat, y| mean(ln(cosh(yhat - y))),
+    }
+}
+
+#[test]
+fn hand_written_losses_are_finite_for_huge_logits() {
+    for scale in [1e4f32, -1e4] {
+        let mut b = BceByHand::zeros();
+        b.h.w[0][0] = 1.0;
+        b.o.w = [[scale, 0.0, 0.0], [-scale, 0.0, 0.0]];
+        let x = [30.0f32, 0.0];
+        for y in [[0.0f32, 1.0], [1.0, 0.0], [0.5, 0.5]] {
+            let mut g = BceByHand::zeros();
+            let l = b.backward(&x, &y, &mut g);
+            assert!(l.is_finite() && l >= 0.0, "loss {l} for scale {scale}");
+            assert!(g.params().iter().all(|v| v.is_finite()), "gradient");
+        }
+        // A confidently wrong answer costs the logit, not infinity, per sample and in batches.
+        let wrong = if scale > 0.0 {
+            [0.0f32, 1.0]
+        } else {
+            [1.0, 0.0]
+        };
+        let mut g = BceByHand::zeros();
+        assert!((b.backward(&x, &wrong, &mut g) - 1e4).abs() < 1.0);
+        let mut g = BceByHand::zeros();
+        let l = b.backward_batch(&[x; 20], &[wrong; 20], &mut g);
+        assert!((l - 1e4).abs() < 1.0, "batch loss {l}");
+        assert!(g.params().iter().all(|v| v.is_finite()), "batch gradient");
+
+        // ln cosh(1e4) = 1e4 - ln 2, where cosh itself overflows f32.
+        let mut c = LogCoshByHand::zeros();
+        c.o.b = [scale, 0.0];
+        let mut g = LogCoshByHand::zeros();
+        let l = c.backward(&[0.0, 0.0], &[0.0, 0.0], &mut g);
+        assert!(
+            (l - (1e4 - std::f32::consts::LN_2) / 2.0).abs() < 1.0,
+            "log cosh {l}"
+        );
+        assert!(
+            (g.o.b[0].abs() - 0.5).abs() < 1e-6,
+            "tanh(1e4) / 2: {}",
+            g.o.b[0]
+        );
+    }
+}
