@@ -13,6 +13,7 @@ use egg::{Id, RecExpr, Symbol};
 use proc_macro2::Span;
 
 use crate::check::Net;
+use crate::explain::Before;
 use crate::formula::Need;
 use crate::grad::differentiate;
 use crate::hoist::{split, Split};
@@ -49,10 +50,9 @@ pub struct Compiled {
     pub loss_split: Split,
     /// `backward` split likewise (for `backward_batch`).
     pub backward_split: Split,
-    /// The forward pass and loss as lowered, before any rewriting (for the explanation).
-    pub lowered: Program,
-    /// FLOPs of the backward pass derived from the unsimplified lowering: `(sample, params)`.
-    pub backward_before: (usize, usize),
+    /// The explanation's figures of the network as declared, before any rewriting (see
+    /// [`explain::before_figures`](crate::explain::before_figures)).
+    pub before: Before,
     /// The saturation of the forward pass.
     pub forward_report: Report,
     /// The saturation of forward and gradients together.
@@ -272,42 +272,14 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
             ));
         }
     }
-    // The lowered program, unsimplified, for "before" figures.
-    let mut eg0 = Graph::new(TensorAnalysis {
-        symbols: lowered.symbols.clone(),
-        ..Default::default()
-    });
-    let ids0 = add_all(&mut eg0, &lowered.expr);
-    let lowered_prog =
-        crate::simplify::program_of(&eg0, &lowered.expr, &ids0, &[lowered.output, lowered.loss]);
-    // The backward pass as it would be without any rewriting, for "before" figures.
-    let backward_before = {
-        let raw = differentiate(&lowered_prog, 1, &lowered.symbols)
-            .map_err(|e| internal(net, "differentiation", &e))?;
-        let mut eg = Graph::new(TensorAnalysis {
-            symbols: lowered.symbols.clone(),
-            ..Default::default()
-        });
-        let ids = add_all(&mut eg, &raw.expr);
-        // The loss and the parameters' gradients, in layer order (not those of x and y).
-        let mut roots: Vec<Id> = vec![Id::from(lowered_prog.roots[1])];
-        for layer in &net.layers {
-            let name = layer.name.to_string();
-            for s in [weight_symbol(&name), bias_symbol(&name)] {
-                if let Some(g) = raw.grads.get(&s) {
-                    roots.push(Id::from(*g));
-                }
-            }
-        }
-        let p = crate::simplify::program_of(&eg, &raw.expr, &ids, &roots);
-        p.flops()
-    };
+    // The explanation's "as declared" figures, from the lowering before any rewriting.
+    let before = crate::explain::before_figures(net, &lowered)
+        .map_err(|e| internal(net, "differentiation", &e))?;
     Ok(Compiled {
-        backward_before,
+        before,
         forward_split: split(&forward),
         loss_split: split(&loss),
         backward_split: split(&backward),
-        lowered: lowered_prog,
         forward,
         latent,
         loss,

@@ -3,11 +3,56 @@
 
 use std::fmt::Write;
 
-use egg::Language;
+use egg::{Id, Language};
 
 use crate::check::Net;
 use crate::driver::Compiled;
-use crate::simplify::Program;
+use crate::grad::differentiate;
+use crate::ir::{bias_symbol, weight_symbol, Lowered, TensorAnalysis};
+use crate::simplify::{add_all, program_of, Graph, Program};
+
+/// The explanation's "as declared" figures: the network as lowered, before any rewriting, and
+/// the cost of differentiating it as it stands. Nothing but the explanation reads them.
+#[derive(Clone, Debug)]
+pub struct Before {
+    /// The forward pass and loss as lowered, unsimplified. Roots: the output, the loss.
+    pub lowered: Program,
+    /// FLOPs of the backward pass derived from `lowered`, without any rewriting:
+    /// `(sample, params)`.
+    pub backward_flops: (usize, usize),
+}
+
+/// The [`Before`] figures of `lowered`. The error is a failed differentiation (an internal
+/// error: the simplified program of the same network was differentiated already).
+pub fn before_figures(net: &Net, lowered: &Lowered) -> Result<Before, String> {
+    let analysis = || TensorAnalysis {
+        symbols: lowered.symbols.clone(),
+        ..Default::default()
+    };
+    // The lowered program, unsimplified.
+    let mut eg = Graph::new(analysis());
+    let ids = add_all(&mut eg, &lowered.expr);
+    let program = program_of(&eg, &lowered.expr, &ids, &[lowered.output, lowered.loss]);
+    // The backward pass as it would be without any rewriting.
+    let raw = differentiate(&program, 1, &lowered.symbols)?;
+    let mut eg = Graph::new(analysis());
+    let ids = add_all(&mut eg, &raw.expr);
+    // The loss and the parameters' gradients, in layer order (not those of x and y).
+    let mut roots: Vec<Id> = vec![Id::from(program.roots[1])];
+    for layer in &net.layers {
+        let name = layer.name.to_string();
+        for s in [weight_symbol(&name), bias_symbol(&name)] {
+            if let Some(g) = raw.grads.get(&s) {
+                roots.push(Id::from(*g));
+            }
+        }
+    }
+    let backward = program_of(&eg, &raw.expr, &ids, &roots);
+    Ok(Before {
+        lowered: program,
+        backward_flops: backward.flops(),
+    })
+}
 
 /// A run of consecutive identity layers that the compiler collapsed: `(first, last)` indices.
 pub fn collapsed_runs(net: &Net, c: &Compiled) -> Vec<(usize, usize)> {
@@ -101,11 +146,12 @@ pub fn explanation(net: &Net, c: &Compiled) -> String {
     }
     let _ = writeln!(o);
 
-    let lowered_out = c.lowered.roots[0];
+    let lowered = &c.before.lowered;
+    let lowered_out = lowered.roots[0];
     let _ = writeln!(
         o,
         "forward, as declared:\n  yhat = {}",
-        shorten(c.lowered.term(lowered_out), 800)
+        shorten(lowered.term(lowered_out), 800)
     );
     let _ = writeln!(
         o,
@@ -168,10 +214,10 @@ pub fn explanation(net: &Net, c: &Compiled) -> String {
     o.push_str(&listing(&c.backward, &names));
     let _ = writeln!(o);
 
-    let (fb, _) = c.lowered.flops_of(&[lowered_out]);
+    let (fb, _) = lowered.flops_of(&[lowered_out]);
     let (fa, fp) = c.forward.flops();
     let (pa, _) = c.forward_split.sample.flops();
-    let (bb, _) = c.backward_before;
+    let (bb, _) = c.before.backward_flops;
     let (ba, bp) = c.backward.flops();
     let _ = writeln!(
         o,
