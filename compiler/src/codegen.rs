@@ -1,5 +1,5 @@
 //! The generation of the struct and its impls ([`generate`]) from the programs the driver
-//! compiled: one builder per generated item or group of methods, over a shared [`Items`].
+//! compiled: one builder per generated item or group of methods, over a shared `Items` context.
 
 use crate::KRATE;
 use std::collections::HashMap;

@@ -12,7 +12,6 @@
 
 use egg::{Id, RecExpr};
 use proc_macro2::Span;
-use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{BinOp, Expr, ExprClosure, Lit, Pat, UnOp};
 
@@ -46,12 +45,6 @@ enum Val {
 enum Kind {
     Scalar,
     Vector,
-}
-
-/// A binding of a name in a formula: an argument or a hyperparameter.
-#[derive(Clone, Copy)]
-enum Binding {
-    Value(Val),
 }
 
 /// The functions of the language, with their arity, for "did you mean" and arity errors.
@@ -106,7 +99,7 @@ pub struct Lowerer<'a> {
     /// The number of outputs (`n` in a loss, the length `mean` divides by).
     outputs: usize,
     /// Scope stack: names bound in the formula being lowered (innermost last).
-    scopes: Vec<Vec<(String, Binding)>>,
+    scopes: Vec<Vec<(String, Val)>>,
     role: Role,
     depth: usize,
     /// Whether the formula being lowered is the user's (its tokens are the user's).
@@ -216,10 +209,10 @@ impl<'a> Lowerer<'a> {
                     ))
                 }
             };
-            scope.push((name, Binding::Value(*v)));
+            scope.push((name, *v));
         }
         for (n, v) in names.iter().zip(params) {
-            scope.push(((*n).to_string(), Binding::Value(Val::Const(*v))));
+            scope.push(((*n).to_string(), Val::Const(*v)));
         }
         self.scopes.push(scope);
         self.depth += 1;
@@ -287,7 +280,7 @@ impl<'a> Lowerer<'a> {
         Val::Node(self.expr.add(Tensor::Select([im, ia, ib])), k)
     }
 
-    fn lookup(&self, name: &str) -> Option<Binding> {
+    fn lookup(&self, name: &str) -> Option<Val> {
         self.scopes
             .last()?
             .iter()
@@ -316,7 +309,7 @@ impl<'a> Lowerer<'a> {
                     ));
                 };
                 let name = ident.to_string();
-                if let Some(Binding::Value(v)) = self.lookup(&name) {
+                if let Some(v) = self.lookup(&name) {
                     return Ok(v);
                 }
                 match name.as_str() {
@@ -680,7 +673,7 @@ impl<'a> Lowerer<'a> {
                         if !p.allows(v) {
                             let ([open, close], lo, hi) = p.interval();
                             return Err(syn::Error::new_spanned(
-                                a_span(a),
+                                a,
                                 format!(
                                     "`{}` of `{}` must be in {open}{lo}, {hi}{close}, got {v}",
                                     p.name, entry.name
@@ -714,11 +707,6 @@ impl<'a> Lowerer<'a> {
             )
         })
     }
-}
-
-/// The span-bearing tokens of an expression, for errors about it.
-fn a_span(e: &Expr) -> proc_macro2::TokenStream {
-    e.to_token_stream()
 }
 
 /// A catalog entry's formula, parsed. The catalog is tested to parse.
@@ -780,11 +768,6 @@ pub fn validate(
         Role::Activation => l.activation(f, names, params, a).map(|_| ()),
         Role::Loss => l.loss(f, names, params, a, b).map(|_| ()),
     }
-}
-
-/// The span of a formula, for notes about it.
-pub fn span(f: &ExprClosure) -> Span {
-    f.span()
 }
 
 #[cfg(test)]
