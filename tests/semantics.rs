@@ -281,3 +281,20 @@ fn hand_written_losses_are_finite_for_huge_logits() {
         );
     }
 }
+
+network! {
+    struct EluWide<f32> { input: 1, h: dense(1) -> elu, out: dense(1), loss: mse }
+}
+
+#[test]
+fn elu_gradient_is_finite_where_exp_of_the_branch_not_taken_would_overflow() {
+    let mut net = EluWide::zeros();
+    net.h.w = [[1.0]];
+    net.out.w = [[1.0]];
+    let mut g = EluWide::zeros();
+    // z = 100: exp(100) overflows f32, but the branch taken is z itself.
+    let l = net.backward(&[100.0], &[0.0], &mut g);
+    assert!(l.is_finite());
+    assert!(g.params().iter().all(|v| v.is_finite()), "{:?}", g.params());
+    assert_eq!(g.h.b[0], 2.0 * 100.0);
+}

@@ -820,6 +820,14 @@ fn hyperparameters(errs: &mut Errors, call: &Call, params: &[Param]) -> Option<V
             ok = false;
             continue;
         }
+        if values[slot].is_some() {
+            errs.push(
+                a.value.span,
+                format!("`{}` of `{name}` is given twice", p.name),
+            );
+            ok = false;
+            continue;
+        }
         values[slot] = Some(a.value.value);
     }
     let mut out = Vec::new();

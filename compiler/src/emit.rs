@@ -79,6 +79,22 @@ pub(crate) fn scalar_type(scalar: ScalarType) -> TokenStream {
 
 /// A literal of the scalar type (negative values parenthesized).
 pub(crate) fn scalar_lit(scalar: ScalarType, v: f64) -> TokenStream {
+    // A constant that is not finite in the scalar type (a formula's `x * 1e39` in f32) is
+    // written as the type's infinity or NaN: proc_macro2 panics on a non-finite literal.
+    let finite = match scalar {
+        ScalarType::F32 => (v as f32).is_finite(),
+        ScalarType::F64 => v.is_finite(),
+    };
+    if !finite {
+        let ty = scalar_type(scalar);
+        return if v.is_nan() {
+            quote!(#ty::NAN)
+        } else if v > 0.0 {
+            quote!(#ty::INFINITY)
+        } else {
+            quote!(#ty::NEG_INFINITY)
+        };
+    }
     let l = match scalar {
         ScalarType::F32 => Literal::f32_suffixed(v.abs() as f32),
         ScalarType::F64 => Literal::f64_suffixed(v.abs()),

@@ -566,8 +566,11 @@ impl<'a> Lowerer<'a> {
                         self.expr.add(Tensor::Mul([k, s]))
                     }
                     _ => {
+                        // The largest element where the mask is 1, else 0 (not `v * mask`:
+                        // 0 times an infinite element would be NaN).
                         let mask = self.expr.add(Tensor::MaxMask(id));
-                        let p = self.expr.add(Tensor::Mul([id, mask]));
+                        let zero = self.expr.add(num(0.0));
+                        let p = self.expr.add(Tensor::Select([mask, id, zero]));
                         self.expr.add(Tensor::Sum(p))
                     }
                 };

@@ -113,3 +113,15 @@ fn weight_penalties_are_computed_once_per_batch() {
     assert!(!reads_sample);
     assert!(plain.penalty.is_none());
 }
+
+#[test]
+fn constants_beyond_the_scalar_type_do_not_panic_the_macro() {
+    for body in [
+        "pub struct N<f32> { input: 2, h: dense(3) -> |x| x * 1e39, out: dense(1), loss: mse }",
+        "pub struct N<f64> { input: 2, h: dense(3) -> |x| x / 1e-310, out: dense(1), loss: mse }",
+        "pub struct N<f64> { input: 2, h: dense(3) -> |x| x * powi(1e10, 64), out: dense(1), loss: mse }",
+    ] {
+        let out = try_expand(body.parse().unwrap()).expect("expands");
+        assert!(out.to_string().contains("INFINITY"), "{body}");
+    }
+}

@@ -235,7 +235,7 @@ pub const ACTIVATIONS: &[ActivationEntry] = &[
         name: "elu",
         aliases: &[],
         params: &[positive("alpha", Some(1.0))],
-        formula: "|x| if x > 0.0 { x } else { alpha * (exp(x) - 1.0) }",
+        formula: "|x| if x > 0.0 { x } else { alpha * (exp(min(x, 0.0)) - 1.0) }",
         init: Init::He,
         rowwise: false,
         doc: "`x` for `x > 0`, else `alpha (e^x - 1)`; `alpha` defaults to 1",

@@ -183,9 +183,9 @@ pub fn formulas() -> Vec<Rule> {
         // ln cosh a = |a| + ln((1 + e^-2|a|) / 2) = |a| + softplus(-2|a|) - ln 2: no overflow
         // of cosh for large |a|.
         rw!("ln-cosh"; "(ln (cosh ?a))" => "(- (+ (abs ?a) (softplus (* -2 (abs ?a)))) 0.6931471805599453)"),
-        // x where x > 0 (or >= 0), else 0, is relu (the two agree at 0).
+        // x where x > 0, else 0, is relu, derivative at 0 included (`max(x, 0)`, which takes
+        // x at the tie, is not rewritten: its derivative at 0 is 1, relu's 0).
         rw!("select-relu"; "(select (gt ?x 0) ?x 0)" => "(relu ?x)"),
-        rw!("select-relu-ge"; "(select (ge ?x 0) ?x 0)" => "(relu ?x)"),
         // x where x > 0, else a x, is leaky_relu with slope a.
         rw!("select-leaky-relu"; "(select (gt ?x 0) ?x (* ?a ?x))" => "(leaky_relu ?x ?a)"
             if is_const("?a")),
