@@ -89,15 +89,6 @@ fn a_nan_feature_is_an_error_not_a_plausible_loss() {
 }
 
 #[test]
-fn the_runtime_applies_the_macros_size_limits() {
-    assert_eq!(symnet::MAX_WIDTH, symnet_compiler::check::MAX_WIDTH);
-    assert_eq!(
-        symnet::MAX_PARAMS as u128,
-        symnet_compiler::check::MAX_PARAMS
-    );
-}
-
-#[test]
 fn default_is_zeros_even_when_derived() {
     assert_eq!(Binary::default(), Binary::zeros());
     assert!(Classes::default().params().iter().all(|&p| p == 0.0));

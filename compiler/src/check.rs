@@ -13,14 +13,15 @@ use syn::ExprClosure;
 use crate::ast::{ActivationSpec, Arg, Call, NetworkDef, Number, Value};
 use crate::formula::{self, Role};
 
-/// The widest layer or input that may be declared. Beyond it the generated arrays would not be
+/// The widest layer or input that may be declared: the runtime's [`symnet_runtime::MAX_WIDTH`],
+/// which it applies to everything sized at run time. Beyond it the generated arrays would not be
 /// "small, fixed-shape" in any sense, and rustc would spend minutes on the array types alone.
-pub const MAX_WIDTH: usize = 1 << 16;
+pub const MAX_WIDTH: usize = symnet_runtime::MAX_WIDTH;
 
 /// The largest number of parameters a declaration may have (4,194,304: 16 MiB of `f32`). A
 /// network, its gradient and an optimizer's state each live by value (often on the stack); a
 /// declaration beyond this is refused before anything is allocated for it.
-pub const MAX_PARAMS: u128 = 1 << 22;
+pub const MAX_PARAMS: u128 = symnet_runtime::MAX_PARAMS as u128;
 
 /// The scalar type of a network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,23 +116,6 @@ impl Loss {
     /// What it needs of the targets (any finite values for a user's formula).
     pub fn targets(&self) -> Targets {
         self.entry.map_or(Targets::Real, |e| e.targets)
-    }
-
-    /// As written: `mse`, `huber(1)`, `|yhat, y| ...`.
-    pub fn describe(&self) -> String {
-        match self.entry {
-            Some(e) if self.params.is_empty() => e.name.to_string(),
-            Some(e) => format!(
-                "{}({})",
-                e.name,
-                self.params
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            None => formula_text(&self.formula),
-        }
     }
 }
 

@@ -2,14 +2,14 @@
 
 use crate::Scalar;
 
-/// The widest input or layer a network may have: 65,536. These are the same limits as
-/// `network!` (`symnet_compiler::check::MAX_WIDTH` and `MAX_PARAMS`); the runtime applies them
+/// The widest input or layer a network may have: 65,536. `network!` reads these limits from
+/// here (`symnet_compiler::check::MAX_WIDTH` and `MAX_PARAMS` are these); the runtime applies them
 /// to everything sized at run time (the class count of a data set or of `one_hot`, the widths of
 /// an `InterpNet`), so that an absurd size is an error before anything is allocated for it.
 pub const MAX_WIDTH: usize = 1 << 16;
 
-/// The largest number of parameters a network may have: 4,194,304 (16 MiB of `f32`). The same
-/// limit as `network!` (`symnet_compiler::check::MAX_PARAMS`); see [`MAX_WIDTH`].
+/// The largest number of parameters a network may have: 4,194,304 (16 MiB of `f32`), the limit
+/// of `network!` too; see [`MAX_WIDTH`].
 pub const MAX_PARAMS: usize = 1 << 22;
 
 /// What a network's loss needs of its targets; the trainers check every target row of a data
