@@ -25,15 +25,9 @@ use crate::{Compiled, KRATE};
 /// The largest header this reader accepts, as the safetensors format does.
 const MAX_HEADER: u64 = 100_000_000;
 
-/// The preprocessing tensors that `symnet::io::save_model` writes beside the weights, which
-/// the runtime's `load_weights` ignores too.
-const STANDARDIZER_TENSORS: [&str; 4] = [
-    "__symnet.x_mean",
-    "__symnet.x_std",
-    "__symnet.y_mean",
-    "__symnet.y_std",
-];
-
+// The preprocessing tensors that `symnet::io::save_model` writes beside the weights, which
+// the runtime's `load_weights` ignores too.
+use symnet_runtime::__private::STANDARDIZER_TENSORS;
 /// The item that defines `PRETRAINED` (and ties the build to the file), or nothing when the
 /// declaration has no `weights` option.
 pub fn embed(net: &Net, compiled: &Compiled) -> syn::Result<TokenStream> {

@@ -344,3 +344,18 @@ pub fn matvec<T: Scalar, const N: usize, const R: usize>(w: &[[T; N]; R], x: &[T
     }
     out
 }
+
+/// The tensor of a model file holding the standardizer's feature means (`F64`, `[INPUTS]`).
+pub const X_MEAN: &str = "__symnet.x_mean";
+/// The tensor of a model file holding the standardizer's feature scales (`F64`, `[INPUTS]`).
+pub const X_STD: &str = "__symnet.x_std";
+/// The tensor of a model file holding the standardizer's target means (`F64`, `[OUTPUTS]`),
+/// present if it scales the targets.
+pub const Y_MEAN: &str = "__symnet.y_mean";
+/// The tensor of a model file holding the standardizer's target scales (`F64`, `[OUTPUTS]`),
+/// present if it scales the targets.
+pub const Y_STD: &str = "__symnet.y_std";
+
+/// The standardizer's tensors, which `io::load_weights` and embedded weights (the compiler's
+/// reader, which has no `std` runtime) both ignore.
+pub const STANDARDIZER_TENSORS: [&str; 4] = [X_MEAN, X_STD, Y_MEAN, Y_STD];

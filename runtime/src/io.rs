@@ -55,19 +55,10 @@ const MESSAGE_BYTES: usize = 512;
 /// How many names [`WeightsError::ExtraTensors`] shows in its message.
 const SHOWN_NAMES: usize = 8;
 
-/// The tensor of a model file holding the standardizer's feature means (`F64`, `[INPUTS]`).
-pub const X_MEAN: &str = "__symnet.x_mean";
-/// The tensor of a model file holding the standardizer's feature scales (`F64`, `[INPUTS]`).
-pub const X_STD: &str = "__symnet.x_std";
-/// The tensor of a model file holding the standardizer's target means (`F64`, `[OUTPUTS]`),
-/// present if it scales the targets.
-pub const Y_MEAN: &str = "__symnet.y_mean";
-/// The tensor of a model file holding the standardizer's target scales (`F64`, `[OUTPUTS]`),
-/// present if it scales the targets.
-pub const Y_STD: &str = "__symnet.y_std";
+pub use crate::__private::{X_MEAN, X_STD, Y_MEAN, Y_STD};
 
-/// The standardizer's tensors, which [`load_weights`] ignores.
-const STANDARDIZER_TENSORS: [&str; 4] = [X_MEAN, X_STD, Y_MEAN, Y_STD];
+// The standardizer's tensors, which `load_weights` ignores.
+use crate::__private::STANDARDIZER_TENSORS;
 
 /// Options of [`from_bytes_with`] and [`load_weights_with`] (and of [`model_from_bytes_with`],
 /// [`load_model_with`], [`from_torch_bytes`] and [`load_torch`]); [`from_bytes`],
