@@ -159,17 +159,16 @@ fn explained<'a>(explanation: &'a str, prefix: &str) -> &'a str {
         .map_or("?", str::trim)
 }
 
-/// What the compiler made of a network, from its `EXPLANATION`: the FLOPs per sample of the
+/// What the compiler made of a network, from its `EXPLANATION`: the FLOPs of one call of the
 /// simplified forward and backward passes, and the rewrites that fired on the forward pass and
 /// loss.
 fn print_explanation(name: &str, explanation: &str) {
     let simplified = |line: &str| {
         let part = line.split(", ").nth(1).unwrap_or(line);
-        let part = part.split(" (").next().unwrap_or(part);
-        part.trim_end_matches(" simplified").to_string()
+        part.split(" per call").next().unwrap_or(part).to_string()
     };
     println!(
-        "   {name:<11} FLOPs per sample (simplified): forward {}, backward {}",
+        "   {name:<11} FLOPs per call (simplified): forward {}, backward {}",
         simplified(explained(explanation, "forward: ")),
         simplified(explained(explanation, "backward: "))
     );

@@ -182,7 +182,7 @@ impl<'a> Items<'a> {
     fn prepared_struct_item(&self) -> TokenStream {
         let (ident, vis, cfgs) = (&self.net.ident, &self.net.vis, &self.net.cfgs);
         let prepared = &self.prepared;
-        let fs = &self.c.forward_split;
+        let fs = &self.c.prepared_split;
         let fields = fs.frontier.iter().enumerate().map(|(k, f)| {
             let name = prepared_field(k);
             let t = array_type(&self.ty, f.shape);
@@ -241,7 +241,7 @@ impl<'a> Items<'a> {
                     "layers {} are all linear and collapse into one affine map: {} declared parameters, {} effective. Add `#[symnet(allow_collapse)]` to the declaration to silence this note",
                     names.join(", "),
                     self.n_params,
-                    self.c.forward_split.effective_params()
+                    self.c.prepared_split.effective_params()
                 );
                 notes.extend(self.note(net.layers[s].name.span(), "linear_layers_collapse", &note));
             }
@@ -308,7 +308,7 @@ impl<'a> Items<'a> {
     /// `INPUTS`, `OUTPUTS`, `PARAMS`, `EFFECTIVE_PARAMS` and `EXPLANATION`.
     fn consts(&self) -> TokenStream {
         let (n_in, n_out, n_params) = (self.n_in, self.n_out, self.n_params);
-        let effective = self.c.forward_split.effective_params();
+        let effective = self.c.prepared_split.effective_params();
         let explanation = &self.explanation;
         quote! {
             /// The input width.
@@ -628,7 +628,7 @@ impl<'a> Items<'a> {
     /// `prepare`: the forward split's hoisted values, then the prepared struct of them.
     fn prepare_method(&self) -> TokenStream {
         let prepared = &self.prepared;
-        let fs = &self.c.forward_split;
+        let fs = &self.c.prepared_split;
         let pre = self.hoisted_body(fs);
         let inits = fs.frontier.iter().enumerate().map(|(k, f)| {
             let name = prepared_field(k);
@@ -679,7 +679,7 @@ impl<'a> Items<'a> {
     fn prepared_impl(&self) -> TokenStream {
         let (ty, n_in, n_out, out) = (&self.ty, self.n_in, self.n_out, &self.out);
         let prepared = &self.prepared;
-        let fs = &self.c.forward_split;
+        let fs = &self.c.prepared_split;
         let mut paths = self.paths.clone();
         for (k, f) in fs.frontier.iter().enumerate() {
             let name = prepared_field(k);

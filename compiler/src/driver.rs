@@ -20,7 +20,10 @@ use crate::hoist::{split, Split};
 use crate::ir::{
     bias_symbol, lower, num, weight_symbol, Dep, Range, Shape, Tensor, TensorAnalysis,
 };
-use crate::simplify::{add_all, extract, saturate, Graph, Program, Report};
+use crate::simplify::cost::Amortization;
+use crate::simplify::{
+    add_all, collapse_chains, extract, saturate, DagExtractor, Graph, Program, Report,
+};
 use symnet_runtime::catalog::Output;
 
 /// The root of the first extraction that is the network's output.
@@ -31,6 +34,11 @@ const LATENT: usize = 1;
 const LOSS: usize = 2;
 
 /// Everything the generated functions are emitted from.
+///
+/// Each function's program is extracted with the amortization that function really has (see
+/// [`Amortization`]): the one-sample functions (`forward`, `latent`, `loss`, `backward`) pay
+/// parameter-only work in full on every call, so they never do more work than the declaration;
+/// the batch functions and `prepare()` may trade parameter-only work for per-sample work.
 #[derive(Clone, Debug)]
 pub struct Compiled {
     /// Roots: the output.
@@ -44,11 +52,15 @@ pub struct Compiled {
     pub backward: Program,
     /// For each layer, whether its `w` and `b` gradients are roots of `backward`.
     pub grad_roots: Vec<(Option<usize>, Option<usize>)>,
-    /// `forward` split into parameter-only and per-sample parts (for `prepare()`).
+    /// The forward pass extracted for `prepare()` (parameter-only work done once, for any
+    /// number of samples), split into parameter-only and per-sample parts.
+    pub prepared_split: Split,
+    /// The forward pass extracted for the batch functions (parameter-only work once per call),
+    /// split likewise (for `forward_batch`).
     pub forward_split: Split,
-    /// `loss` split likewise (for `loss_batch`).
+    /// The loss extracted and split likewise (for `loss_batch`).
     pub loss_split: Split,
-    /// `backward` split likewise (for `backward_batch`).
+    /// The backward pass extracted and split likewise (for `backward_batch`).
     pub backward_split: Split,
     /// The explanation's figures of the network as declared, before any rewriting (see
     /// [`explain::before_figures`](crate::explain::before_figures)).
@@ -121,7 +133,7 @@ fn compile_penalty(
     let ids = add_all(&mut eg, &expr);
     check_conflicts(net, &eg, "penalty lowering")?;
     let (eg, _) = saturate(eg);
-    let value = extract(&eg, &[ids[usize::from(total)]])
+    let value = extract(&eg, &[ids[usize::from(total)]], Amortization::PER_CALL)
         .map_err(|e| internal(net, "penalty extraction", &e))?;
     let diff = differentiate(&value, 0, symbols)
         .map_err(|e| internal(net, "penalty differentiation", &e))?;
@@ -129,7 +141,8 @@ fn compile_penalty(
     let ids = add_all(&mut eg, &diff.expr);
     let (eg, _) = saturate(eg);
     check_conflicts(net, &eg, "penalty saturation")?;
-    let extractor = crate::simplify::DagExtractor::new(&eg);
+    // Penalties are computed once per call of the functions that use them.
+    let extractor = DagExtractor::new(&eg, Amortization::PER_CALL);
     let mut roots = vec![ids[value.roots[0]]];
     let mut grad_roots = Vec::new();
     for layer in &net.layers {
@@ -182,6 +195,13 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
     let mut eg = Graph::new(analysis.clone());
     let ids = add_all(&mut eg, &lowered.expr);
     check_conflicts(net, &eg, "lowering")?;
+    collapse_chains(
+        &mut eg,
+        lowered.expr.as_ref(),
+        &ids,
+        &[lowered.output, lowered.latent, lowered.loss],
+    );
+    check_conflicts(net, &eg, "collapsing linear layers")?;
     let (eg, forward_report) = saturate(eg);
     check_conflicts(net, &eg, "forward saturation")?;
     // What the ranges, after every rewrite, prove about the user's `ln`, `sqrt` and divisions.
@@ -211,30 +231,64 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
         .iter()
         .map(|r| ids[usize::from(*r)])
         .collect();
-    let fwd = extract(&eg, &roots).map_err(|e| internal(net, "extraction", &e))?;
+    // The forward pass twice: as the batch functions price it (parameter-only work spread
+    // over a batch, so a stack of linear layers collapses) and as the one-sample functions do
+    // (every call pays for everything). Where the two differ, both are differentiated and
+    // their values and gradients unioned in one e-graph, so that each function's extraction
+    // below finds its own form without the saturation having to rediscover it.
+    let fwd =
+        extract(&eg, &roots, Amortization::BATCH).map_err(|e| internal(net, "extraction", &e))?;
+    let fwd_call = extract(&eg, &roots, Amortization::PER_CALL)
+        .map_err(|e| internal(net, "extraction", &e))?;
 
-    // 2. Gradients, built on the extracted forward pass.
+    // 2. Gradients, built on the extracted forward passes.
     let diff = differentiate(&fwd, LOSS, &lowered.symbols)
+        .map_err(|e| internal(net, "differentiation", &e))?;
+    let diff_call = differentiate(&fwd_call, LOSS, &lowered.symbols)
         .map_err(|e| internal(net, "differentiation", &e))?;
 
     // 3. Forward and gradients saturated together.
     let mut eg = Graph::new(analysis);
     let ids = add_all(&mut eg, &diff.expr);
+    let ids_call = add_all(&mut eg, &diff_call.expr);
+    for r in [OUTPUT, LATENT, LOSS] {
+        eg.union(ids[fwd.roots[r]], ids_call[fwd_call.roots[r]]);
+    }
+    // The extractions above keep a chain stacked where an intermediate value is a root (the
+    // latent representation); the collapsed forms are added again for the batch functions.
+    // The forward programs are the first nodes of the differentiated expressions.
+    for (expr, ids, p) in [
+        (&diff.expr, &ids, &fwd),
+        (&diff_call.expr, &ids_call, &fwd_call),
+    ] {
+        let n = p.nodes.len();
+        let roots: Vec<Id> = p.roots.iter().map(|r| Id::from(*r)).collect();
+        collapse_chains(&mut eg, &expr.as_ref()[..n], &ids[..n], &roots);
+    }
+    for (s, &g) in &diff.grads {
+        if let Some(&gc) = diff_call.grads.get(s) {
+            eg.union(ids[g], ids_call[gc]);
+        }
+    }
+    eg.rebuild();
     check_conflicts(net, &eg, "gradient lowering")?;
     let (eg, backward_report) = saturate(eg);
     check_conflicts(net, &eg, "gradient saturation")?;
     let id = |i: usize| ids[i];
 
-    // One extractor for all functions: its choices do not depend on the roots.
-    let extractor = crate::simplify::DagExtractor::new(&eg);
-    let program = |roots: &[Id]| {
+    // One extractor per amortization: its choices do not depend on the roots.
+    let per_call = DagExtractor::new(&eg, Amortization::PER_CALL);
+    let batch = DagExtractor::new(&eg, Amortization::BATCH);
+    let prepared = DagExtractor::new(&eg, Amortization::PREPARED);
+    let program = |extractor: &DagExtractor, roots: &[Id]| {
         extractor
             .program(roots)
             .map_err(|e| internal(net, "extraction", &e))
     };
-    let forward = program(&[id(fwd.roots[OUTPUT])])?;
-    let latent = program(&[id(fwd.roots[LATENT])])?;
-    let loss = program(&[id(fwd.roots[LOSS])])?;
+    let output = id(fwd.roots[OUTPUT]);
+    let forward = program(&per_call, &[output])?;
+    let latent = program(&per_call, &[id(fwd.roots[LATENT])])?;
+    let loss = program(&per_call, &[id(fwd.roots[LOSS])])?;
     let mut broots = vec![id(fwd.roots[LOSS])];
     let mut grad_roots = Vec::new();
     for layer in &net.layers {
@@ -249,7 +303,7 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
         let b = slot(bias_symbol(&name));
         grad_roots.push((w, b));
     }
-    let backward = program(&broots)?;
+    let backward = program(&per_call, &broots)?;
     // A fused loss (cross-entropy on its sigmoid or softmax output) must have lost every
     // logarithm and division to the rules, unless an activation brings its own.
     let fused = net.loss.entry.is_some_and(|e| e.output != Output::Any);
@@ -277,9 +331,10 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
         .map_err(|e| internal(net, "differentiation", &e))?;
     Ok(Compiled {
         before,
-        forward_split: split(&forward),
-        loss_split: split(&loss),
-        backward_split: split(&backward),
+        prepared_split: split(&program(&prepared, &[output])?),
+        forward_split: split(&program(&batch, &[output])?),
+        loss_split: split(&program(&batch, &[broots[0]])?),
+        backward_split: split(&program(&batch, &broots)?),
         forward,
         latent,
         loss,

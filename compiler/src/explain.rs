@@ -56,7 +56,7 @@ pub fn before_figures(net: &Net, lowered: &Lowered) -> Result<Before, String> {
 
 /// A run of consecutive identity layers that the compiler collapsed: `(first, last)` indices.
 pub fn collapsed_runs(net: &Net, c: &Compiled) -> Vec<(usize, usize)> {
-    if c.forward_split.effective_params() >= net.params() {
+    if c.prepared_split.effective_params() >= net.params() {
         return Vec::new();
     }
     let mut runs = Vec::new();
@@ -126,7 +126,7 @@ fn shorten(s: String, max: usize) -> String {
 pub fn explanation(net: &Net, c: &Compiled) -> String {
     let mut o = String::new();
     let declared = net.params();
-    let effective = c.forward_split.effective_params();
+    let effective = c.prepared_split.effective_params();
     let _ = writeln!(o, "symnet: `{}`", net.ident);
     let _ = writeln!(o);
     let _ = writeln!(
@@ -158,7 +158,7 @@ pub fn explanation(net: &Net, c: &Compiled) -> String {
         "forward, simplified:\n  yhat = {}",
         shorten(c.forward.term(c.forward.roots[0]), 800)
     );
-    let fs = &c.forward_split;
+    let fs = &c.prepared_split;
     if fs.hoists_work() {
         let _ = writeln!(
             o,
@@ -216,21 +216,30 @@ pub fn explanation(net: &Net, c: &Compiled) -> String {
 
     let (fb, _) = lowered.flops_of(&[lowered_out]);
     let (fa, fp) = c.forward.flops();
-    let (pa, _) = c.forward_split.sample.flops();
+    let (pa, pp) = c.prepared_split.sample.flops();
+    let (_, ph) = c.prepared_split.hoisted.flops();
+    let (fba, _) = c.forward_split.sample.flops();
+    let (_, fbh) = c.forward_split.hoisted.flops();
     let (bb, _) = c.before.backward_flops;
     let (ba, bp) = c.backward.flops();
+    let (bba, _) = c.backward_split.sample.flops();
+    let (_, bbh) = c.backward_split.hoisted.flops();
     let _ = writeln!(
         o,
-        "FLOPs per sample (estimated; parameter-only work counted separately):"
+        "FLOPs (estimated). Each function is extracted for how often it runs: the one-sample \
+         functions pay parameter-only work on every call, the batch functions once per call, \
+         prepare() once:"
     );
     let _ = writeln!(
         o,
-        "  forward:  {fb} as declared, {} simplified, {pa} prepared (+ {fp} once per prepare())",
-        fa + fp
+        "  forward:  {fb} as declared, {} per call of forward, {fba} per sample in forward_batch (+ {fbh} once per call), {} per sample prepared (+ {ph} once per prepare())",
+        fa + fp,
+        pa + pp
     );
     let _ = writeln!(
         o,
-        "  backward: {bb} as declared, {ba} simplified (+ {bp} parameter-only)"
+        "  backward: {bb} as declared, {} per call of backward, {bba} per sample in backward_batch (+ {bbh} once per call)",
+        ba + bp
     );
     let _ = writeln!(o);
 

@@ -152,7 +152,7 @@ pub fn embed(net: &Net, compiled: &Compiled) -> syn::Result<TokenStream> {
         env.insert(weight_symbol(&name), w.clone());
         env.insert(bias_symbol(&name), b.clone());
     }
-    let split = &compiled.forward_split;
+    let split = &compiled.prepared_split;
     let hoisted = eval(&split.hoisted, &env).ok_or_else(|| {
         err("internal error: the prepared form of the embedded weights cannot be computed; please report this declaration".into())
     })?;

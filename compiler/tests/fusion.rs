@@ -127,11 +127,11 @@ fn the_largest_example_nets_saturate_within_limits_in_under_a_second() {
 fn a_collapsed_stack_is_one_affine_map_per_sample() {
     let c = compiled("input: 2, a: dense(64), b: dense(64), c: dense(1), loss: mse");
     // The prepared forward pass reads W' (1 x 2) and b' (1): three parameters.
-    assert_eq!(c.forward_split.effective_params(), 3);
-    let (per_sample, _) = c.forward_split.sample.flops();
+    assert_eq!(c.prepared_split.effective_params(), 3);
+    let (per_sample, _) = c.prepared_split.sample.flops();
     // One 1x2 matrix-vector product (4 FLOPs) and one addition.
     assert_eq!(per_sample, 5);
-    let s = &c.forward_split.sample;
+    let s = &c.prepared_split.sample;
     assert_eq!(s.term(s.roots[0]), "(+ (mv __h0 x) __h1)");
     // The explanation reports it.
     let def = syn::parse_str(
@@ -141,5 +141,10 @@ fn a_collapsed_stack_is_one_affine_map_per_sample() {
     let net = check(def).unwrap();
     let text = symnet_compiler::explain::explanation(&net, &c);
     assert!(text.contains("4417 declared, 3 effective"), "{text}");
-    assert!(text.contains(", 5 prepared (+ "), "{text}");
+    assert!(text.contains(", 5 per sample prepared (+ "), "{text}");
+    // The one-sample forward pass does no more than the declaration: 8705 FLOPs.
+    assert!(
+        text.contains("8705 as declared, 8705 per call of forward"),
+        "{text}"
+    );
 }

@@ -49,19 +49,43 @@ pub fn node_flops(node: &Tensor, out: Shape, child: impl Fn(Id) -> Option<Shape>
     }
 }
 
-/// Parameter-only work (such as `W3 W2 W1` of a collapsed stack) is computed once per
-/// parameter update, not once per sample; the cost model charges it `1 / PARAM_AMORTIZATION` of
-/// its FLOPs, as if spread over a batch of this many samples. Default: 32.
-pub const PARAM_AMORTIZATION: usize = 32;
+/// How many samples share one computation of parameter-only work (such as `W3 W2 W1` of a
+/// collapsed stack) in the function being extracted; the cost model charges that work
+/// `1 / samples` of its FLOPs.
+///
+/// Each generated function is extracted with the amortization it really has:
+/// [`Amortization::PER_CALL`] for the one-sample functions (`forward`, `loss`, `backward`
+/// recompute everything on every call), [`Amortization::BATCH`] for the batch functions and
+/// the trainers (parameter-only work once per call, over a batch), and
+/// [`Amortization::PREPARED`] for `prepare()` (once, then any number of samples).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Amortization(pub usize);
+
+impl Amortization {
+    /// The one-sample functions: parameter-only work is paid in full on every call.
+    pub const PER_CALL: Amortization = Amortization(1);
+    /// The batch functions: parameter-only work is spread over a batch, taken as 32 samples
+    /// (the trainers' default minibatch).
+    pub const BATCH: Amortization = Amortization(32);
+    /// `prepare()`: parameter-only work is done once and read by every later sample; it only
+    /// breaks ties between programs with the same per-sample work.
+    pub const PREPARED: Amortization = Amortization(1 << 20);
+}
 
 /// Costs are in thousandths of a FLOP, so that amortized parameter-only work is not rounded up
 /// to a whole FLOP per sample.
 pub const COST_UNIT: usize = 1000;
 
 /// The cost of one e-node in the class `class`, not counting its operands: its FLOPs per sample
-/// (in [`COST_UNIT`]s), amortized if the class depends on parameters only. Every operation
-/// costs something, so that doing nothing is always cheaper than an identity operation.
-pub fn own_cost(egraph: &EGraph<Tensor, TensorAnalysis>, class: Id, enode: &Tensor) -> usize {
+/// (in [`COST_UNIT`]s), amortized by `amortization` if the class depends on parameters only.
+/// Every operation costs something, so that doing nothing is always cheaper than an identity
+/// operation.
+pub fn own_cost(
+    egraph: &EGraph<Tensor, TensorAnalysis>,
+    class: Id,
+    enode: &Tensor,
+    amortization: Amortization,
+) -> usize {
     if enode.is_leaf() {
         return 0;
     }
@@ -74,9 +98,14 @@ pub fn own_cost(egraph: &EGraph<Tensor, TensorAnalysis>, class: Id, enode: &Tens
     )
     .unwrap_or(Shape::Scalar);
     let cost = node_flops(enode, out, child).max(1) * COST_UNIT;
-    if egraph[class].data.dep <= Dep::Param {
-        cost.div_ceil(PARAM_AMORTIZATION)
-    } else {
+    if egraph[class].data.dep > Dep::Param {
         cost
+    } else if amortization == Amortization::PER_CALL {
+        // Paid in full, and one unit more: at equal FLOPs the greedy extraction should keep
+        // the per-sample form, whose values the declaration shares between its uses
+        // (`(W x + b) + 3` reuses `W x + b`; `W x + (b + 3)` does not).
+        cost + 1
+    } else {
+        cost.div_ceil(amortization.0.max(1))
     }
 }

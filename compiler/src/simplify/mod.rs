@@ -1,6 +1,7 @@
 //! Equality saturation: the driver (limits, runner), the rules and the cost model, and the
 //! extraction of one shared DAG for several roots.
 
+mod chains;
 pub mod cost;
 mod extract;
 pub mod rules;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use egg::{EGraph, Id, Language, RecExpr, Runner, StopReason};
 
 use crate::ir::{Dep, Shape, Tensor, TensorAnalysis};
+pub use chains::collapse_chains;
 pub use extract::DagExtractor;
 
 /// The most e-nodes a saturation run may grow to. Default: 20,000. The largest declarations the
@@ -176,7 +178,11 @@ pub fn program_of(egraph: &Graph, expr: &RecExpr<Tensor>, ids: &[Id], roots: &[I
 }
 
 /// Extracts the cheapest program computing all `roots` together, each e-class at most once
-/// (see [`DagExtractor`]).
-pub fn extract(egraph: &Graph, roots: &[Id]) -> Result<Program, String> {
-    DagExtractor::new(egraph).program(roots)
+/// (see [`DagExtractor`]), parameter-only work charged as `amortization` says.
+pub fn extract(
+    egraph: &Graph,
+    roots: &[Id],
+    amortization: cost::Amortization,
+) -> Result<Program, String> {
+    DagExtractor::new(egraph, amortization).program(roots)
 }

@@ -203,14 +203,12 @@ pub fn targets() -> Vec<Rule> {
 /// Linear algebra: what proves that a stack of linear layers is one affine map, and moves
 /// parameter-only work (such as `W3 W2 W1`) where it can be computed once per update.
 pub fn linear_algebra() -> Vec<Rule> {
+    // Associativity of `mm` and `mv` and distribution of `mv` over `+` are not rules: for a
+    // chain of n linear layers they would add every bracketing of every sub-chain (O(n^3)
+    // e-nodes). `collapse_chains` adds the one collapsed form each chain needs instead.
     let mut rules = vec![
-        // A (B x) = (A B) x: associativity of the matrix product.
-        rw!("mv-assoc"; "(mv ?A (mv ?B ?x))" => "(mv (mm ?A ?B) ?x)"),
-        // A (u + v) = A u + A v: distributivity.
-        rw!("mv-distribute"; "(mv ?A (+ ?u ?v))" => "(+ (mv ?A ?u) (mv ?A ?v))"
-            if is_vector("?u") if is_vector("?v")),
-        // (a + b) + c = a + (b + c) when b and c are parameter-only: groups the bias terms
-        // of a collapsed stack into one hoistable vector. Not a blanket associativity.
+        // (a + b) + c = a + (b + c) when b and c are parameter-only: groups parameter-only
+        // terms into one hoistable value. Not a blanket associativity.
         rw!("add-assoc-params"; "(+ (+ ?a ?b) ?c)" => "(+ ?a (+ ?b ?c))"
             if is_param_only("?b") if is_param_only("?c")),
         // (u v^T) B = u (B^T v)^T and A (u v^T) = (A u) v^T.
@@ -219,15 +217,11 @@ pub fn linear_algebra() -> Vec<Rule> {
         // (u v^T)^T = v u^T.
         rw!("transpose-outer"; "(T (outer ?u ?v))" => "(outer ?v ?u)"),
     ];
-    // (A B) C = A (B C), both ways: the cheaper order depends on the shapes.
-    rules.extend(rw!("mm-assoc"; "(mm (mm ?A ?B) ?C)" <=> "(mm ?A (mm ?B ?C))"));
     // (A B)^T = B^T A^T, both ways.
     rules.extend(rw!("transpose-mm"; "(T (mm ?A ?B))" <=> "(mm (T ?B) (T ?A))"));
     rules
 }
 
-/// Rules about broadcasting: `fill` only exists to give the adjoint of `sum` a shape, and
-/// disappears as soon as it meets a vector of the same length.
 pub fn broadcast() -> Vec<Rule> {
     vec![
         // -fill(s) = fill(-s).
