@@ -326,7 +326,7 @@ impl<'a> LaneEmitter<'a> {
                 }
                 Shape::Vector(n) => {
                     let (j, jl) = self.axis("j", n);
-                    let e = self.compute(i, &[j.clone()], &no_lane);
+                    let e = self.compute(i, std::slice::from_ref(&j), &no_lane);
                     let set = jl.wrap(quote!(#t[#j] = #e;));
                     quote!(let mut #t = [#zero; #n]; #set)
                 }
@@ -378,7 +378,7 @@ impl<'a> LaneEmitter<'a> {
                     (Idx::Var(quote!(#j)), Axis(Some((j, quote!(#from..#r)))))
                 };
                 let w1 = self.elem(m, &[j.clone(), k.clone()], &lane);
-                let x = self.elem(v, &[k.clone()], &lane);
+                let x = self.elem(v, std::slice::from_ref(&k), &lane);
                 // The rows of a block are written out, one accumulator each: as a loop, LLVM
                 // vectorizes across the rows with gathers instead of across the samples.
                 let accs: Vec<Ident> = (0..rb).map(|q| format_ident!("rowacc{}", q)).collect();
@@ -454,7 +454,7 @@ impl<'a> LaneEmitter<'a> {
             }
             (_, Shape::Vector(n)) => {
                 let (j, jl) = self.axis("j", n);
-                let e = self.compute(i, &[j.clone()], &lane);
+                let e = self.compute(i, std::slice::from_ref(&j), &lane);
                 let set = jl.wrap(
                     quote!({ let mut #s = 0usize; while #s < #l { #t[#j][#s] = #e;  #s += 1; } }),
                 );
@@ -486,7 +486,7 @@ impl<'a> LaneEmitter<'a> {
                     }
                     Shape::Vector(n) => {
                         let (j, jl) = self.axis("j", n);
-                        let e = self.elem(r, &[j.clone()], &lane);
+                        let e = self.elem(r, std::slice::from_ref(&j), &lane);
                         jl.wrap(quote!(#dest[#j] += #count * #e;))
                     }
                     Shape::Matrix(rr, c) => {
@@ -503,7 +503,7 @@ impl<'a> LaneEmitter<'a> {
                 let split = SAMPLE_SPLIT;
                 let per = l / SAMPLE_SPLIT;
                 let ((o, ol), (i, il)) = (self.axis("o", rr), self.axis("i", c));
-                let ue = self.elem(u, &[o.clone()], &lane);
+                let ue = self.elem(u, std::slice::from_ref(&o), &lane);
                 let (pre, row) = match &self.prog.nodes[v] {
                     Tensor::Symbol(sym) if *sym == sample_symbol() => {
                         (quote!(), quote!(xs[base + #s][#i]))
@@ -524,7 +524,7 @@ impl<'a> LaneEmitter<'a> {
                         )
                     }
                     _ => {
-                        let ve = self.elem(v, &[i.clone()], &lane);
+                        let ve = self.elem(v, std::slice::from_ref(&i), &lane);
                         (quote!(), ve)
                     }
                 };
@@ -565,7 +565,7 @@ impl<'a> LaneEmitter<'a> {
             }
             (_, Shape::Vector(n)) => {
                 let (j, jl) = self.axis("j", n);
-                let e = self.elem(r, &[j.clone()], &lane);
+                let e = self.elem(r, std::slice::from_ref(&j), &lane);
                 jl.wrap(quote!(let mut a = #dest[#j]; { let mut #s = 0usize; while #s < #l { a += #e;  #s += 1; } } #dest[#j] = a;))
             }
             (_, Shape::Matrix(rr, c)) => {
