@@ -762,6 +762,13 @@ impl<'a> Items<'a> {
             Targets::Distribution => quote!(Distribution),
             Targets::Real => quote!(Real),
         };
+        // Per sample in the batch code, its parameter-only work spread as the compiler priced it.
+        let gradient_flops = {
+            let split = &self.c.backward_split;
+            let (sample, _) = split.sample.flops();
+            let (_, hoisted) = split.hoisted.flops();
+            sample.saturating_add(hoisted / crate::simplify::cost::Amortization::BATCH.0)
+        };
         quote! {
             #[automatically_derived]
             impl #KRATE::Network for #ident {
@@ -770,6 +777,7 @@ impl<'a> Items<'a> {
                 const OUTPUTS: usize = #n_out;
                 const PARAMS: usize = #n_params;
                 const TARGETS: #KRATE::Targets = #KRATE::Targets::#targets;
+                const GRADIENT_FLOPS: usize = #gradient_flops;
                 fn zeros() -> Self {
                     #ident::zeros()
                 }

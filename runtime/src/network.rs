@@ -47,6 +47,10 @@ pub trait Network: Sized {
     /// [`Targets::Probabilities`] for `binary_cross_entropy` and [`Targets::Distribution`] for
     /// `cross_entropy`.
     const TARGETS: Targets = Targets::Real;
+    /// Estimated FLOPs of one sample's gradient in the batch code, which decide whether the
+    /// trainers split a batch across threads. The default is 6 per parameter; `network!` sets
+    /// the compiler's count of its batch program.
+    const GRADIENT_FLOPS: usize = 6 * Self::PARAMS;
 
     /// Every parameter zero (also the neutral gradient accumulator).
     fn zeros() -> Self;

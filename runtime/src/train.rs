@@ -66,6 +66,12 @@ pub trait Model: Sized {
         scale: Self::Scalar,
         grad: &mut Self,
     ) -> Self::Scalar;
+    /// Estimated FLOPs of one sample's gradient, which decide whether a batch is worth
+    /// splitting across threads (see [`MIN_CHUNK_FLOPS`]). The default is 6 per parameter: 2
+    /// for the forward pass, 4 for the backward pass of a dense layer.
+    fn gradient_flops(&self) -> usize {
+        self.param_slice().len().saturating_mul(6)
+    }
     /// Adds `scale * sum_i dL_i/dtheta` over samples stored row after row into `grad` and
     /// returns the sum of the losses. The default calls [`Model::accumulate`] per row; generated
     /// networks do parameter-only work once per call.
@@ -95,6 +101,9 @@ impl<N: Network> Model for N {
     }
     fn targets(&self) -> Targets {
         N::TARGETS
+    }
+    fn gradient_flops(&self) -> usize {
+        N::GRADIENT_FLOPS
     }
     fn param_slice(&self) -> &[N::Scalar] {
         self.params()
@@ -182,10 +191,12 @@ pub struct TrainConfig {
     pub grad_tolerance: Option<f64>,
     /// Show a progress bar on the terminal. Default `false`.
     pub progress: bool,
-    /// Threads for batch gradients: `1` computes serially; `n > 1` splits each batch into `n`
-    /// chunks computed on a pool of `n` threads; `0` uses rayon's global pool and one chunk per
-    /// thread. The result equals the serial one up to floating-point summation order. Default
-    /// `1`.
+    /// Threads for batch gradients: `1` computes serially; `n > 1` splits each batch into up
+    /// to `n` chunks computed on a pool of `n` threads; `0` uses rayon's global pool and up to
+    /// one chunk per thread. A batch is only split into chunks that each carry
+    /// [`MIN_CHUNK_FLOPS`] of work (small batches of small networks stay serial: more threads
+    /// are never slower than one). The result equals the serial one up to floating-point
+    /// summation order. Default `1`.
     pub threads: usize,
     /// The learning rate of each epoch, as a function of the optimizer's learning rate when
     /// training starts (see [`Schedule`]). Default [`Schedule::Constant`].
@@ -663,7 +674,8 @@ impl<M: Model> Scratch<M> {
     }
 
     /// Sets `acc` to `scale * dL/dtheta` summed over the samples `idx`; returns the sum of
-    /// their losses.
+    /// their losses. Consecutive samples (a full batch, unshuffled data) are read in place;
+    /// others are gathered into contiguous rows first.
     fn gradient(
         &mut self,
         net: &M,
@@ -672,6 +684,15 @@ impl<M: Model> Scratch<M> {
         scale: M::Scalar,
     ) -> f64 {
         self.acc.param_slice_mut().fill(M::Scalar::ZERO);
+        let (n, m) = (data.inputs(), data.outputs());
+        let first = idx.first().copied().unwrap_or(0);
+        let consecutive = idx.iter().enumerate().all(|(k, &i)| i == first + k);
+        if consecutive {
+            let end = first + idx.len();
+            let xs = &data.xs()[first * n..end * n];
+            let ys = &data.ys()[first * m..end * m];
+            return net.accumulate_rows(xs, ys, scale, &mut self.acc).to_f64();
+        }
         self.xs.clear();
         self.ys.clear();
         for &i in idx {
@@ -683,6 +704,23 @@ impl<M: Model> Scratch<M> {
     }
 }
 
+/// The least estimated work, in FLOPs, that a chunk of a batch must carry before the trainer
+/// gives it a thread of its own: below it, waking a thread and summing one more gradient cost
+/// more than they save. Measured with `cargo bench --bench threads` with every batch split
+/// (BENCHMARKS.md, 2-core AMD EPYC): chunks of 16 samples of 64-32-10 (0.13 MFLOP by its
+/// `GRADIENT_FLOPS`) made two threads 1.6x slower than one; chunks of 128 samples (1.1 MFLOP)
+/// made them 1.25x faster, and chunks of 16 samples of 784-128-10 (4.9 MFLOP) 1.29x faster.
+pub const MIN_CHUNK_FLOPS: usize = 1_000_000;
+
+/// How many chunks a batch of `samples`, each costing `flops`, is split into on `threads`
+/// threads: one per thread, but only as many as carry [`MIN_CHUNK_FLOPS`] each, at least one.
+fn chunk_count(threads: usize, samples: usize, flops: usize) -> usize {
+    threads
+        .min(samples.saturating_mul(flops) / MIN_CHUNK_FLOPS)
+        .min(samples)
+        .max(1)
+}
+
 enum Pool {
     Serial,
     Global,
@@ -690,51 +728,58 @@ enum Pool {
 }
 
 impl Pool {
+    /// The most chunks a batch is split into.
+    fn threads(&self) -> usize {
+        match self {
+            Pool::Serial => 1,
+            Pool::Global => rayon::current_num_threads(),
+            Pool::Own(_, n) => *n,
+        }
+    }
+
     /// The gradient of the mean loss over `idx` (written into `grad`, which is overwritten) and
-    /// the sum of the losses.
+    /// the sum of the losses. `scratch` holds one buffer set per chunk, kept across batches so
+    /// that a step allocates nothing.
     fn batch_gradient<M: Model + Send + Sync>(
         &self,
         net: &M,
         data: &Dataset<M::Scalar>,
         idx: &[usize],
-        scratch: &mut Scratch<M>,
+        scratch: &mut Vec<Scratch<M>>,
         grad: &mut [M::Scalar],
     ) -> f64 {
         let scale = M::Scalar::from_f64(1.0 / idx.len() as f64);
-        let chunks = match self {
-            Pool::Serial => 1,
-            Pool::Global => rayon::current_num_threads(),
-            Pool::Own(_, n) => *n,
-        };
-        let chunks = chunks.clamp(1, idx.len());
+        let chunks = chunk_count(self.threads(), idx.len(), net.gradient_flops());
+        while scratch.len() < chunks {
+            scratch.push(Scratch::new(net));
+        }
         if chunks == 1 {
-            let loss = scratch.gradient(net, data, idx, scale);
-            grad.copy_from_slice(scratch.acc.param_slice());
+            let loss = scratch[0].gradient(net, data, idx, scale);
+            grad.copy_from_slice(scratch[0].acc.param_slice());
             return loss;
         }
         let size = idx.len().div_ceil(chunks);
-        let run = || -> Vec<(M, f64)> {
-            idx.par_chunks(size)
-                .map(|c| {
-                    let mut part = Scratch::new(net);
-                    let loss = part.gradient(net, data, c, scale);
-                    (part.acc, loss)
-                })
+        let parts = &mut scratch[..chunks];
+        let run = |parts: &mut [Scratch<M>]| -> Vec<f64> {
+            parts
+                .par_iter_mut()
+                .zip(idx.par_chunks(size))
+                .map(|(part, c)| part.gradient(net, data, c, scale))
                 .collect()
         };
-        let parts = match self {
-            Pool::Own(pool, _) => pool.install(run),
-            _ => run(),
+        let losses = match self {
+            Pool::Own(pool, _) => pool.install(|| run(parts)),
+            _ => run(parts),
         };
-        grad.fill(M::Scalar::ZERO);
-        let mut loss = 0.0;
-        for (g, l) in &parts {
-            for (a, &b) in grad.iter_mut().zip(g.param_slice()) {
+        let used = losses.len();
+        // The chunks' gradients summed in chunk order (the same result for any thread timing).
+        grad.copy_from_slice(parts[0].acc.param_slice());
+        for part in &parts[1..used] {
+            for (a, &b) in grad.iter_mut().zip(part.acc.param_slice()) {
                 *a += b;
             }
-            loss += l;
         }
-        loss
+        losses.iter().sum()
     }
 }
 
@@ -879,10 +924,14 @@ where
             ));
         }
     }
+    // No pool where no batch will be split (building one costs more than a small epoch).
+    let split = |threads: usize| chunk_count(threads, batch, net.gradient_flops()) > 1;
     let pool = match config.threads {
-        1 => Pool::Serial,
-        0 => Pool::Global,
-        t => Pool::Own(rayon::ThreadPoolBuilder::new().num_threads(t).build()?, t),
+        0 if split(rayon::current_num_threads()) => Pool::Global,
+        t if t > 1 && split(t) => {
+            Pool::Own(rayon::ThreadPoolBuilder::new().num_threads(t).build()?, t)
+        }
+        _ => Pool::Serial,
     };
     let bar = if config.progress {
         let bar = indicatif::ProgressBar::new(config.epochs as u64);
@@ -930,7 +979,7 @@ where
     let mut order: Vec<usize> = (0..n).collect();
     let params_len = net.param_slice().len();
     let mut grad = vec![M::Scalar::ZERO; params_len];
-    let mut scratch = Scratch::new(net);
+    let mut scratch = vec![Scratch::new(net)];
     let mut epoch_grad = vec![0.0f64; params_len];
     let mut backup = vec![M::Scalar::ZERO; params_len];
     let mut history = History {
@@ -1111,6 +1160,9 @@ pub(crate) mod tests {
         const INPUTS: usize = 2;
         const OUTPUTS: usize = 1;
         const PARAMS: usize = 3;
+        // As costly as a large network, so that the trainers' tests split its batches
+        // across threads.
+        const GRADIENT_FLOPS: usize = super::MIN_CHUNK_FLOPS;
         fn zeros() -> Self {
             Self { p: [T::ZERO; 3] }
         }
@@ -1335,6 +1387,22 @@ pub(crate) mod tests {
         let err = train(&mut net, &data32, &mut GradientDescent { lr: 1e3 }, &config);
         assert!(matches!(err, Err(TrainError::Diverged { .. })));
         assert!(net.p.iter().all(|p| p.is_finite()));
+    }
+
+    #[test]
+    fn batches_are_split_only_where_each_chunk_pays_for_its_thread() {
+        let m = MIN_CHUNK_FLOPS;
+        // Too little work: one chunk, whatever the thread count.
+        assert_eq!(chunk_count(2, 32, 14_000), 1);
+        assert_eq!(chunk_count(8, 1, m), 1);
+        // Enough for two chunks, not three.
+        assert_eq!(chunk_count(2, 2, m), 2);
+        assert_eq!(chunk_count(8, 5, m / 2), 2);
+        // Never more chunks than threads or samples, never none.
+        assert_eq!(chunk_count(2, 1000, m), 2);
+        assert_eq!(chunk_count(4, 3, m * 10), 3);
+        assert_eq!(chunk_count(0, 0, 0), 1);
+        assert_eq!(chunk_count(2, usize::MAX, usize::MAX), 2);
     }
 
     #[test]
