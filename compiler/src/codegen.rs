@@ -480,6 +480,7 @@ impl<'a> Items<'a> {
         } else {
             TokenStream::new()
         };
+        let isa = quote!(__I: #KRATE::__private::simd::Isa);
         quote! {
             /// The outputs of a batch of samples.
             ///
@@ -488,7 +489,32 @@ impl<'a> Items<'a> {
             #[track_caller]
             pub fn forward_batch(&self, xs: &[[#ty; #n_in]], out: &mut [[#ty; #n_out]]) {
                 ::core::assert_eq!(xs.len(), out.len(), "forward_batch: {} inputs but {} output rows", xs.len(), out.len());
+                #KRATE::__private::multiversion!(self, __forward_batch, (xs, out))
+            }
+
+            // The batch bodies, generic over the instruction set they are compiled for: the
+            // public methods call them through `multiversion!`, which picks the machine's
+            // vector units at run time (with `std` on x86-64).
+            #[doc(hidden)]
+            #[inline(always)]
+            fn __forward_batch<#isa>(&self, xs: &[[#ty; #n_in]], out: &mut [[#ty; #n_out]]) {
                 #forward_batch_loop
+            }
+
+            #[doc(hidden)]
+            #[inline(always)]
+            fn __loss_batch<#isa>(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]]) -> #ty {
+                let mut total: #ty = 0.0;
+                #loss_batch_loop
+                total
+            }
+
+            #[doc(hidden)]
+            #[inline(always)]
+            fn __backward_sum<#isa>(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]], scale: #ty, grad: &mut Self) -> #ty {
+                let mut total: #ty = 0.0;
+                #backward_batch_loop
+                total
             }
 
             /// The mean loss of a batch.
@@ -499,8 +525,7 @@ impl<'a> Items<'a> {
             pub fn loss_batch(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]]) -> #ty {
                 ::core::assert_eq!(xs.len(), ys.len(), "loss_batch: {} inputs but {} targets", xs.len(), ys.len());
                 ::core::assert!(!xs.is_empty(), "loss_batch: empty batch");
-                let mut total: #ty = 0.0;
-                #loss_batch_loop
+                let total: #ty = #KRATE::__private::multiversion!(self, __loss_batch, (xs, ys));
                 total / xs.len() as #ty #penalty_value
             }
 
@@ -524,8 +549,7 @@ impl<'a> Items<'a> {
             #[track_caller]
             pub fn backward_sum(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]], scale: #ty, grad: &mut Self) -> #ty {
                 ::core::assert_eq!(xs.len(), ys.len(), "backward_sum: {} inputs but {} targets", xs.len(), ys.len());
-                let mut total: #ty = 0.0;
-                #backward_batch_loop
+                let mut total: #ty = #KRATE::__private::multiversion!(self, __backward_sum, (xs, ys, scale, grad));
                 #penalty_batch
                 total
             }

@@ -73,6 +73,9 @@ impl Axis {
 /// network (64 stacked `dense(1)`: 9.0 s of borrow checking, 5.7 s with `while`). LLVM compiles
 /// both to the same counted loop.
 ///
+/// Multiply-adds are written `__I::mul_add`: the chunk loop lives in a body generic over the
+/// runtime's `simd::Isa` named `__I`, compiled once per instruction set (see `codegen`).
+///
 /// Writes the body of a chunk loop. The caller binds `xl` (`[[T; LANES]; INPUTS]`), `yl`,
 /// `xs`, `ys` and `base` (the chunk's first sample).
 pub struct LaneEmitter<'a> {
@@ -388,7 +391,7 @@ impl<'a> LaneEmitter<'a> {
                     quote! {
                         let w = #w;
                         { let mut #s = 0usize; while #s < #l {
-                            #acc[#s] = #KRATE::__private::ScalarTrait::mul_add(w, xk[#s], #acc[#s]);
+                            #acc[#s] = __I::mul_add(w, xk[#s], #acc[#s]);
                          #s += 1; } }
                     }
                 });
@@ -418,7 +421,7 @@ impl<'a> LaneEmitter<'a> {
                     let inner = kl.wrap(quote! {
                         let w = #w1;
                         { let mut #s = 0usize; while #s < #l {
-                            acc[#s] = #KRATE::__private::ScalarTrait::mul_add(w, #x, acc[#s]);
+                            acc[#s] = __I::mul_add(w, #x, acc[#s]);
                          #s += 1; } }
                     });
                     jl.wrap(quote! {
@@ -535,7 +538,7 @@ impl<'a> LaneEmitter<'a> {
                     while q < #split {
                         let mut #s = q * #per;
                         while #s < (q + 1) * #per {
-                            part[q] = #KRATE::__private::ScalarTrait::mul_add(us[#s], #row, part[q]);
+                            part[q] = __I::mul_add(us[#s], #row, part[q]);
                             #s += 1;
                         }
                         q += 1;

@@ -6,6 +6,10 @@ use crate::{Dense, Scalar, SplitMix64};
 pub use crate::{Network, Scalar as ScalarTrait};
 pub use core;
 
+#[path = "simd.rs"]
+pub mod simd;
+pub use crate::__symnet_multiversion as multiversion;
+
 /// `softmax(z)_l = e^(z_l - max z) / sum_k e^(z_k - max z)`: never overflows.
 #[inline]
 pub fn softmax<T: Scalar, const N: usize>(z: &[T; N]) -> [T; N] {
