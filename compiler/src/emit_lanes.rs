@@ -35,7 +35,7 @@ pub const ROW_BLOCK: usize = 8;
 /// Partial sums over the chunk's samples in a weight-gradient row.
 pub const SAMPLE_SPLIT: usize = 4;
 
-const _: () = assert!(LANES_F32 % SAMPLE_SPLIT == 0 && LANES_F64 % SAMPLE_SPLIT == 0);
+const _: () = assert!(LANES_F32.is_multiple_of(SAMPLE_SPLIT) && LANES_F64.is_multiple_of(SAMPLE_SPLIT));
 
 /// The number of lanes for a scalar type.
 pub fn lanes(scalar: ScalarType) -> usize {

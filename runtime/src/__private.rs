@@ -189,7 +189,7 @@ pub fn logsumexp_slice<T: Scalar>(z: &[T]) -> T {
 #[track_caller]
 pub fn rows<'a, T, const N: usize>(s: &'a [T], what: &str) -> &'a [[T; N]] {
     assert!(
-        N > 0 && s.len() % N == 0,
+        N > 0 && s.len().is_multiple_of(N),
         "{what}: expected a multiple of {N} values, got {}",
         s.len()
     );

@@ -553,7 +553,7 @@ impl<'de> serde::de::Visitor<'de> for ScanVisitor {
             }
             let TensorEntry { end } = map.next_value()?;
             if let Some(end) = end {
-                if scan.last_end.as_ref().map_or(true, |(_, last)| end > *last) {
+                if scan.last_end.as_ref().is_none_or(|(_, last)| end > *last) {
                     scan.last_end = Some((name.clone(), end));
                 }
             }
