@@ -35,7 +35,8 @@ pub const ROW_BLOCK: usize = 8;
 /// Partial sums over the chunk's samples in a weight-gradient row.
 pub const SAMPLE_SPLIT: usize = 4;
 
-const _: () = assert!(LANES_F32.is_multiple_of(SAMPLE_SPLIT) && LANES_F64.is_multiple_of(SAMPLE_SPLIT));
+const _: () =
+    assert!(LANES_F32.is_multiple_of(SAMPLE_SPLIT) && LANES_F64.is_multiple_of(SAMPLE_SPLIT));
 
 /// The number of lanes for a scalar type.
 pub fn lanes(scalar: ScalarType) -> usize {

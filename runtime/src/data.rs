@@ -198,7 +198,9 @@ impl<T: Scalar> Dataset<T> {
                 "widths must be at least 1, got inputs = {inputs}, outputs = {outputs}"
             )));
         }
-        if !x.len().is_multiple_of(inputs) || !y.len().is_multiple_of(outputs) || x.len() / inputs != y.len() / outputs
+        if !x.len().is_multiple_of(inputs)
+            || !y.len().is_multiple_of(outputs)
+            || x.len() / inputs != y.len() / outputs
         {
             return Err(DataError::Shape(format!(
                 "{} x values ({inputs} per sample) and {} y values ({outputs} per sample) are not the same number of whole samples",
