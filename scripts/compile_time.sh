@@ -7,10 +7,11 @@
 # - depth: for depths D (default 1 4 16 64), a crate declaring D stacked `dense(1)` layers
 #     (identity, `#[symnet(allow_collapse)]`) on `input: 1`, loss: mse (f32)
 #
-# For each, times (a) the macro's expansion alone (the compiler's `expand` example, which
+# For each, measures (a) the macro's expansion alone (the compiler's `expand` example, which
 # prints "expanded in X ms"; best of 3), (b) `cargo build --release` of the crate after touching
 # its lib.rs (only the crate itself recompiles; its dependencies are built once, in a shared
-# target directory; best of 2). Prints a table per series with ratios to the previous row, so
+# target directory; best of 2), (c) the machine code of the crate (`size -t` of its rlib: text
+# bytes). Prints a table per series with ratios to the previous row, so
 # that super-linear growth is visible.
 #
 # Usage: scripts/compile_time.sh                 both series, default sizes
@@ -30,7 +31,7 @@ expand="$CARGO_TARGET_DIR/release/examples/expand"
 
 now() { date +%s.%N; }
 
-# measure NAME ATTRS BODY INPUTS: prints "expansion_ms build_s".
+# measure NAME ATTRS BODY INPUTS: prints "expansion_ms build_s code_kib".
 measure() {
     local name=$1 attrs=$2 body=$3 inputs=$4
     local crate="$root/$name"
@@ -74,26 +75,28 @@ RS
         s=$(awk "BEGIN{printf \"%.2f\", $t1 - $t0}")
         if [ -z "$build_s" ] || awk "BEGIN{exit !($s < $build_s)}"; then build_s=$s; fi
     done
-    echo "$exp_ms $build_s"
+    local text
+    text=$(size -t "$CARGO_TARGET_DIR/release/lib$name.rlib" 2>/dev/null | tail -1 | awk '{printf "%.0f", $1 / 1024}')
+    echo "$exp_ms $build_s ${text:-?}"
 }
 
-# table HEADER ROWS...: each row "size params expansion_ms build_s".
+# table HEADER ROWS...: each row "size params expansion_ms build_s code_kib".
 table() {
     local header=$1
     shift
-    printf '\n| %s | params | expansion ms | build s | build s / 1000 params | %s x | expansion x | build x |\n' "$header" "$header"
-    printf '|---:|---:|---:|---:|---:|---:|---:|---:|\n'
-    local prev="" r n p e b per ratios pn pe pb
+    printf '\n| %s | params | expansion ms | build s | code KiB | build s / 1000 params | %s x | expansion x | build x |\n' "$header" "$header"
+    printf '|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+    local prev="" r n p e b k per ratios pn pe pb
     for r in "$@"; do
-        read -r n p e b <<<"$r"
+        read -r n p e b k <<<"$r"
         per=$(awk "BEGIN{printf \"%.3f\", $b / ($p / 1000)}")
         if [ -z "$prev" ]; then
             ratios="| - | - | - |"
         else
-            read -r pn _ pe pb <<<"$prev"
+            read -r pn _ pe pb _ <<<"$prev"
             ratios=$(awk "BEGIN{printf \"| %.1f | %.1f | %.1f |\", $n / $pn, $e / $pe, $b / $pb}")
         fi
-        printf '| %s | %s | %s | %s | %s %s\n' "$n" "$p" "$e" "$b" "$per" "$ratios"
+        printf '| %s | %s | %s | %s | %s | %s %s\n' "$n" "$p" "$e" "$b" "$k" "$per" "$ratios"
         prev="$r"
     done
 }

@@ -698,11 +698,15 @@ impl<'a> Emitter<'a> {
         let dims = self.prog.shapes[r].dims();
         match dims.len() {
             0 => quote!(#p += #t;),
+            // One element: no loop (each loop costs the borrow checker; a deep narrow network
+            // has hundreds).
+            1 if dims[0] == 1 => quote!(#p[0] += #t[0];),
             1 => {
                 let j = self.fresh("i");
                 let n = dims[0];
                 quote!(for #j in 0..#n { #p[#j] += #t[#j]; })
             }
+            _ if dims[0] * dims[1] == 1 => quote!(#p[0][0] += #t[0][0];),
             _ => {
                 let (a, b) = (self.fresh("i"), self.fresh("j"));
                 let (rr, cc) = (dims[0], dims[1]);

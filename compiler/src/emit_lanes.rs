@@ -517,12 +517,19 @@ impl<'a> LaneEmitter<'a> {
                     }
                     _ if self.varying[v] => {
                         let vt = self.fresh("rows");
-                        let (a, b) = (self.fresh("a"), self.fresh("b"));
-                        let ve = self.elem(v, &[Idx::Var(quote!(#a))], &Idx::Var(quote!(#b)));
+                        let ((a, al), b) = (self.axis("a", c), self.fresh("b"));
+                        let ve = self.elem(v, std::slice::from_ref(&a), &Idx::Var(quote!(#b)));
+                        let fill = al.wrap(quote! {
+                            let mut #b = 0usize;
+                            while #b < #l {
+                                #vt[#b][#a] = #ve;
+                                #b += 1;
+                            }
+                        });
                         (
                             quote! {
                                 let mut #vt = [[#zero; #c]; #l];
-                                for #a in 0..#c { for #b in 0..#l { #vt[#b][#a] = #ve; } }
+                                #fill
                             },
                             quote!(#vt[#s][#i]),
                         )
