@@ -2,11 +2,11 @@
 //!
 //! `network!` writes each batch function (`forward_batch`, `loss_batch`, `backward_sum`) once,
 //! as a body generic over an [`Isa`], and calls it through `multiversion!`:
-//! with `std` on x86-64 that compiles the body three times (the build's baseline, AVX2 + FMA and
+//! with the `simd-dispatch` feature (on by default, needs `std`) on x86-64 that compiles the body three times (the build's baseline, AVX2 + FMA and
 //! AVX-512 + FMA, the last two inside `#[target_feature]` functions) and picks one at run time
 //! by what the processor has, detected once, as candle's and ndarray's kernels do. Without
-//! `std`, or on other architectures, it is the baseline body alone: what the target the crate
-//! is built for allows.
+//! the feature (or `std`), or on other architectures, it is the baseline body alone: what the
+//! target the crate is built for allows.
 //!
 //! The environment variable `SYMNET_SIMD` (`baseline`, `avx2` or `avx512`), read once, caps the
 //! choice; it never selects units the processor lacks.
@@ -106,7 +106,7 @@ pub fn detected() -> SimdLevel {
 ///
 /// # Safety
 /// The processor must have AVX2 and FMA ([`simd_level`] says so).
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[cfg(all(feature = "simd-dispatch", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 pub unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
@@ -117,7 +117,7 @@ pub unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
 ///
 /// # Safety
 /// The processor must have AVX-512F, AVX2 and FMA ([`simd_level`] says so).
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[cfg(all(feature = "simd-dispatch", target_arch = "x86_64"))]
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
 pub unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
@@ -126,7 +126,7 @@ pub unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
 
 /// Calls `$recv.$f::<I>($args)` with the [`Isa`] and vector units of this processor: the
 /// dispatch of the generated batch functions (see the module docs).
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[cfg(all(feature = "simd-dispatch", target_arch = "x86_64"))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __symnet_multiversion {
@@ -153,8 +153,8 @@ macro_rules! __symnet_multiversion {
     };
 }
 
-/// Without `std` (or off x86-64): the build's baseline alone.
-#[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+/// Without `simd-dispatch` (or off x86-64): the build's baseline alone.
+#[cfg(not(all(feature = "simd-dispatch", target_arch = "x86_64")))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __symnet_multiversion {
