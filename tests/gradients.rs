@@ -333,6 +333,9 @@ act_formula_case!(f_mish_by_hand, |x| x * tanh(softplus(x)));
 act_formula_case!(f_logistic_by_hand, |x| 1.0 / (1.0 + exp(-x)));
 act_formula_case!(f_leaky_piecewise, |x| if x > 0.0 { x } else { 0.01 * x });
 act_formula_case!(f_signed_square, |x| if x >= 0.0 { x * x } else { -x * x });
+// Affine formulas: the layer joins a chain of linear maps, with a scalar added along it.
+act_formula_case!(f_affine_shift, |x| x + 1.0);
+act_formula_case!(f_affine_scale_shift, |x| 2.0 * x - 1.0);
 act_formula_case!(f_max_leaky, |x| max(x, 0.1 * x));
 act_formula_case!(f_hard_tanh, |x| min(max(x, -1.0), 1.0));
 act_formula_case!(f_softsign_by_hand, |x| x / (1.0 + abs(x)));

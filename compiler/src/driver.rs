@@ -37,8 +37,9 @@ const LOSS: usize = 2;
 ///
 /// Each function's program is extracted with the amortization that function really has (see
 /// [`Amortization`]): the one-sample functions (`forward`, `latent`, `loss`, `backward`) pay
-/// parameter-only work in full on every call, so they never do more work than the declaration;
-/// the batch functions and `prepare()` may trade parameter-only work for per-sample work.
+/// parameter-only work in full on every call, so that their estimated FLOPs do not exceed the
+/// declaration's (`compiler/tests/flops.rs` checks it for every declaration in the
+/// repository; greedy extraction does not prove it in general); the batch functions and `prepare()` may trade parameter-only work for per-sample work.
 #[derive(Clone, Debug)]
 pub struct Compiled {
     /// Roots: the output.

@@ -197,6 +197,19 @@ fn linear_stacks() {
     }
 }
 
+/// An affine activation (`|x| x + 1.0` adds a broadcast scalar) inside a chain of linear
+/// layers: the scalar is not a bias of the collapsed chain, and the network compiles.
+#[test]
+fn a_scalar_added_inside_a_linear_chain() {
+    for decl in [
+        "struct N<f32> { input: 2, a: dense(64) -> |x| x + 1.0, b: dense(64), out: dense(1), loss: mse }",
+        "struct N<f64> { input: 3, a: dense(8) -> |x| 2.0 * x - 1.0, b: dense(8) -> |x| x + 0.5, out: dense(2), loss: mse }",
+    ] {
+        let c = compiled(decl).unwrap_or_else(|| panic!("compiles: {decl}"));
+        per_call_within_declared(decl, &c).unwrap();
+    }
+}
+
 /// The 2-64-64-1 stack of the issue: the explanation reports per-sample forward FLOPs no higher
 /// than declared, and the prepared form still collapses the stack.
 #[test]

@@ -8,8 +8,12 @@
 //! the feature (or `std`), or on other architectures, it is the baseline body alone: what the
 //! target the crate is built for allows.
 //!
-//! The environment variable `SYMNET_SIMD` (`baseline`, `avx2` or `avx512`), read once, caps the
-//! choice; it never selects units the processor lacks.
+//! The environment variable `SYMNET_SIMD` (`baseline` or `avx2`; any other value means no cap),
+//! read once, caps the choice; it never selects units the processor lacks.
+//!
+//! The AVX2 and AVX-512 bodies round each multiply-add once (FMA), the baseline body of a
+//! build without FMA twice: batch results can differ in the last bits between machines, as
+//! they differ from the one-sample functions by summation order.
 
 use crate::Scalar;
 

@@ -194,8 +194,8 @@ pub struct TrainConfig {
     /// Threads for batch gradients: `1` computes serially; `n > 1` splits each batch into up
     /// to `n` chunks computed on a pool of `n` threads; `0` uses rayon's global pool and up to
     /// one chunk per thread. A batch is only split into chunks that each carry
-    /// [`MIN_CHUNK_FLOPS`] of work (small batches of small networks stay serial: more threads
-    /// are never slower than one). The result equals the serial one up to floating-point
+    /// [`MIN_CHUNK_FLOPS`] of work, so small batches of small networks stay serial (the
+    /// threshold was measured on one 2-core machine; see BENCHMARKS.md). The result equals the serial one up to floating-point
     /// summation order. Default `1`.
     pub threads: usize,
     /// The learning rate of each epoch, as a function of the optimizer's learning rate when
@@ -655,7 +655,7 @@ fn check_targets<T: Scalar>(targets: Targets, y: &[T]) -> Result<(), String> {
     }
 }
 
-/// The buffers one chunk's gradient needs, kept across batches by the serial path so that a
+/// The buffers one chunk's gradient needs, kept across batches (one per chunk) so that a
 /// training step allocates nothing: the accumulator and the chunk's rows, gathered contiguously
 /// so that the model can treat the chunk as one batch.
 struct Scratch<M: Model> {

@@ -161,9 +161,16 @@ pub fn collapse_chains(eg: &mut Graph, nodes: &[Tensor], ids: &[Id], roots: &[Id
             }
             Tensor::Add([a, b]) => {
                 let (fa, fb) = (&forms[usize::from(*a)], &forms[usize::from(*b)]);
+                // A bias is a parameter-only vector; `+` also broadcasts a scalar (`|x| x + 1.0`),
+                // which ends the chain here rather than becoming a matrix-vector operand.
+                let bias = |id: Id| {
+                    param_only(eg, id)
+                        && matches!(eg[id].data.shape, Some(Shape::Vector(_)))
+                        && eg[id].data.shape == eg[ids[i]].data.shape
+                };
                 let grown = match (fa, fb) {
-                    (Some(f), None) if param_only(eg, class(b)) => Some((f.clone(), class(b))),
-                    (None, Some(f)) if param_only(eg, class(a)) => Some((f.clone(), class(a))),
+                    (Some(f), None) if bias(class(b)) => Some((f.clone(), class(b))),
+                    (None, Some(f)) if bias(class(a)) => Some((f.clone(), class(a))),
                     _ => None,
                 };
                 grown.map(|(mut f, p)| {

@@ -65,10 +65,10 @@ impl Amortization {
     /// The one-sample functions: parameter-only work is paid in full on every call.
     pub const PER_CALL: Amortization = Amortization(1);
     /// The batch functions: parameter-only work is spread over a batch, taken as 32 samples
-    /// (the trainers' default minibatch).
+    /// (a common minibatch; a batch function cannot know its callers' batch sizes).
     pub const BATCH: Amortization = Amortization(32);
-    /// `prepare()`: parameter-only work is done once and read by every later sample; it only
-    /// breaks ties between programs with the same per-sample work.
+    /// `prepare()`: parameter-only work is done once and read by every later sample; it is
+    /// charged 2^-20 of its FLOPs, so it weighs only against very little per-sample work.
     pub const PREPARED: Amortization = Amortization(1 << 20);
 }
 

@@ -193,8 +193,16 @@ impl<'a> DagExtractor<'a> {
     /// root has no choice or the choices form a cycle (choices made with a stale cost set can;
     /// it has not been seen, and it is reported rather than looped on).
     pub fn program(&self, roots: &[Id]) -> Result<Program, String> {
-        let eg = self.egraph;
+        // The refinement follows greedy choices outside the program, which stale cost sets can
+        // make cyclic; if its choices close a cycle, the greedy program stands.
         let over = self.refine(roots);
+        self.program_with(roots, &over)
+            .or_else(|_| self.program_with(roots, &HashMap::new()))
+    }
+
+    /// [`program`](Self::program) with `over` overriding the greedy choices.
+    fn program_with(&self, roots: &[Id], over: &HashMap<Id, Tensor>) -> Result<Program, String> {
+        let eg = self.egraph;
         let chosen = |c: Id| over.get(&c).or_else(|| self.node(c));
         let mut index: HashMap<Id, usize> = HashMap::new();
         let mut prog = Program {

@@ -222,6 +222,8 @@ pub fn linear_algebra() -> Vec<Rule> {
     rules
 }
 
+/// Rules about broadcasting: `fill` only exists to give the adjoint of `sum` a shape, and
+/// disappears as soon as it meets a vector of the same length.
 pub fn broadcast() -> Vec<Rule> {
     vec![
         // -fill(s) = fill(-s).
