@@ -236,48 +236,53 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
     // over a batch, so a stack of linear layers collapses) and as the one-sample functions do
     // (every call pays for everything). Where the two differ, both are differentiated and
     // their values and gradients unioned in one e-graph, so that each function's extraction
-    // below finds its own form without the saturation having to rediscover it.
+    // below finds its own form without the saturation having to rediscover it; where they
+    // are the same program (no collapse to trade), once.
     let fwd =
         extract(&eg, &roots, Amortization::BATCH).map_err(|e| internal(net, "extraction", &e))?;
     let fwd_call = extract(&eg, &roots, Amortization::PER_CALL)
         .map_err(|e| internal(net, "extraction", &e))?;
+    let fwd_call = (fwd_call.nodes != fwd.nodes || fwd_call.roots != fwd.roots).then_some(fwd_call);
 
     // 2. Gradients, built on the extracted forward passes.
-    let diff = differentiate(&fwd, LOSS, &lowered.symbols)
-        .map_err(|e| internal(net, "differentiation", &e))?;
-    let diff_call = differentiate(&fwd_call, LOSS, &lowered.symbols)
-        .map_err(|e| internal(net, "differentiation", &e))?;
+    let differentiated = |p: &Program| {
+        differentiate(p, LOSS, &lowered.symbols).map_err(|e| internal(net, "differentiation", &e))
+    };
+    let diff = differentiated(&fwd)?;
+    let diff_call = fwd_call.as_ref().map(differentiated).transpose()?;
 
     // 3. Forward and gradients saturated together.
     let mut eg = Graph::new(analysis);
     let ids = add_all(&mut eg, &diff.expr);
-    let ids_call = add_all(&mut eg, &diff_call.expr);
-    for r in [OUTPUT, LATENT, LOSS] {
-        eg.union(ids[fwd.roots[r]], ids_call[fwd_call.roots[r]]);
+    let mut forms = vec![(&diff.expr, ids.clone(), &fwd)];
+    if let (Some(fc), Some(dc)) = (&fwd_call, &diff_call) {
+        let ids_call = add_all(&mut eg, &dc.expr);
+        for r in [OUTPUT, LATENT, LOSS] {
+            eg.union(ids[fwd.roots[r]], ids_call[fc.roots[r]]);
+        }
+        for (s, &g) in &diff.grads {
+            if let Some(&gc) = dc.grads.get(s) {
+                eg.union(ids[g], ids_call[gc]);
+            }
+        }
+        forms.push((&dc.expr, ids_call, fc));
     }
     // The extractions above keep a chain stacked where an intermediate value is a root (the
     // latent representation); the collapsed forms are added again for the batch functions.
     // The forward programs are the first nodes of the differentiated expressions.
-    for (expr, ids, p) in [
-        (&diff.expr, &ids, &fwd),
-        (&diff_call.expr, &ids_call, &fwd_call),
-    ] {
+    // (`collapse_chains` rebuilds the e-graph, after the unions above too.)
+    for (expr, ids, p) in &forms {
         let n = p.nodes.len();
         let roots: Vec<Id> = p.roots.iter().map(|r| Id::from(*r)).collect();
         collapse_chains(&mut eg, &expr.as_ref()[..n], &ids[..n], &roots);
     }
-    for (s, &g) in &diff.grads {
-        if let Some(&gc) = diff_call.grads.get(s) {
-            eg.union(ids[g], ids_call[gc]);
-        }
-    }
-    eg.rebuild();
     check_conflicts(net, &eg, "gradient lowering")?;
     let (eg, backward_report) = saturate(eg);
     check_conflicts(net, &eg, "gradient saturation")?;
     let id = |i: usize| ids[i];
 
-    // One extractor per amortization: its choices do not depend on the roots.
+    // One extractor per amortization: its greedy choices do not depend on the roots (each
+    // program's refinement does).
     let per_call = DagExtractor::new(&eg, Amortization::PER_CALL);
     let batch = DagExtractor::new(&eg, Amortization::BATCH);
     let prepared = DagExtractor::new(&eg, Amortization::PREPARED);

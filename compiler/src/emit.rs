@@ -135,6 +135,30 @@ macro_rules! elementwise_ops {
 }
 pub(crate) use elementwise_ops;
 
+/// The loop of one axis of a value, if it needs one: an axis of one element is the constant
+/// index 0 and no loop. Narrow layers would otherwise carry a loop per value, and each loop
+/// costs the borrow checker (a deep narrow network has hundreds).
+pub(crate) struct Axis(pub(crate) Option<(Ident, TokenStream)>);
+
+impl Axis {
+    /// The index over `n` elements and its loop, the loop variable from `fresh`.
+    pub(crate) fn over(n: usize, fresh: impl FnOnce() -> Ident) -> (Idx, Axis) {
+        if n == 1 {
+            return (Idx::Const(0), Axis(None));
+        }
+        let v = fresh();
+        (Idx::Var(quote!(#v)), Axis(Some((v, quote!(0..#n)))))
+    }
+
+    /// `body` inside the axis's loop (or as it is, for a one-element axis).
+    pub(crate) fn wrap(&self, body: TokenStream) -> TokenStream {
+        match &self.0 {
+            Some((v, range)) => quote!(for #v in #range { #body }),
+            None => body,
+        }
+    }
+}
+
 impl ToTokens for Idx {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         match self {
@@ -698,19 +722,14 @@ impl<'a> Emitter<'a> {
         let dims = self.prog.shapes[r].dims();
         match dims.len() {
             0 => quote!(#p += #t;),
-            // One element: no loop (each loop costs the borrow checker; a deep narrow network
-            // has hundreds).
-            1 if dims[0] == 1 => quote!(#p[0] += #t[0];),
             1 => {
-                let j = self.fresh("i");
-                let n = dims[0];
-                quote!(for #j in 0..#n { #p[#j] += #t[#j]; })
+                let (j, jl) = Axis::over(dims[0], || self.fresh("i"));
+                jl.wrap(quote!(#p[#j] += #t[#j];))
             }
-            _ if dims[0] * dims[1] == 1 => quote!(#p[0][0] += #t[0][0];),
             _ => {
-                let (a, b) = (self.fresh("i"), self.fresh("j"));
-                let (rr, cc) = (dims[0], dims[1]);
-                quote!(for #a in 0..#rr { for #b in 0..#cc { #p[#a][#b] += #t[#a][#b]; } })
+                let (a, al) = Axis::over(dims[0], || self.fresh("i"));
+                let (b, bl) = Axis::over(dims[1], || self.fresh("j"));
+                al.wrap(bl.wrap(quote!(#p[#a][#b] += #t[#a][#b];)))
             }
         }
     }

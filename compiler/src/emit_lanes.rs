@@ -18,7 +18,7 @@ use quote::{format_ident, quote};
 
 use crate::check::ScalarType;
 use crate::emit::{
-    elementwise_expr, elementwise_ops, is_elementwise, scalar_lit, scalar_type, Idx,
+    elementwise_expr, elementwise_ops, is_elementwise, scalar_lit, scalar_type, Axis, Idx,
 };
 use crate::ir::{sample_symbol, target_symbol, Shape, Tensor};
 use crate::simplify::Program;
@@ -53,19 +53,6 @@ pub enum LaneDest {
     AddInto(TokenStream),
     /// Stored per sample into `out[base + s]` (a forward output).
     Rows(TokenStream),
-}
-
-/// The loop of an axis from [`LaneEmitter::axis`], if it has one.
-struct Axis(Option<(Ident, TokenStream)>);
-
-impl Axis {
-    /// `body` inside the axis's loop (or as it is, for a one-element axis).
-    fn wrap(&self, body: TokenStream) -> TokenStream {
-        match &self.0 {
-            Some((v, range)) => quote!(for #v in #range { #body }),
-            None => body,
-        }
-    }
 }
 
 /// Every loop over a chunk's lanes is written `while s < L { ..; s += 1 }`, not `for s in 0..L`:
@@ -155,15 +142,15 @@ impl<'a> LaneEmitter<'a> {
         format_ident!("{}{}", prefix, c)
     }
 
-    /// An index over an axis of `n` elements, and the loop that binds it: for one element, the
-    /// constant 0 and no loop. Narrow layers would otherwise carry a loop per value, and the
-    /// build time of a deep narrow network grows with every one of them.
+    /// An index over `n` elements and its loop (see [`Axis`]).
     fn axis(&self, prefix: &str, n: usize) -> (Idx, Axis) {
-        if n == 1 {
-            return (Idx::Const(0), Axis(None));
-        }
-        let v = self.fresh(prefix);
-        (Idx::Var(quote!(#v)), Axis(Some((v, quote!(0..#n)))))
+        Axis::over(n, || self.fresh(prefix))
+    }
+
+    /// `body` once per lane, `s` bound to the lane (see the type's docs for why `while`).
+    fn lane_loop(&self, s: &Ident, body: TokenStream) -> TokenStream {
+        let l = self.lanes;
+        quote!({ let mut #s = 0usize; while #s < #l { #body #s += 1; } })
     }
 
     fn local(i: usize) -> Ident {
@@ -389,11 +376,11 @@ impl<'a> LaneEmitter<'a> {
                 let rows = (0..rb).map(|q| {
                     let acc = &accs[q];
                     let w = self.elem(m, &[Idx::Var(quote!((#jb * #rb + #q))), k.clone()], &lane);
+                    let fma =
+                        self.lane_loop(&s, quote!(#acc[#s] = __I::mul_add(w, xk[#s], #acc[#s]);));
                     quote! {
                         let w = #w;
-                        { let mut #s = 0usize; while #s < #l {
-                            #acc[#s] = __I::mul_add(w, xk[#s], #acc[#s]);
-                         #s += 1; } }
+                        #fma
                     }
                 });
                 let stores = (0..rb).map(|q| {
@@ -403,11 +390,10 @@ impl<'a> LaneEmitter<'a> {
                 // Only the parts the shape has: a network of narrow layers would otherwise
                 // carry an empty block loop per product, and its build time grows with them.
                 let blocked = (blocks > 0).then(|| {
+                    let load = self.lane_loop(&s, quote!(xk[#s] = #x;));
                     let inner = kl.wrap(quote! {
                         let mut xk = [#zero; #l];
-                        { let mut #s = 0usize; while #s < #l {
-                            xk[#s] = #x;
-                         #s += 1; } }
+                        #load
                         #(#rows)*
                     });
                     quote! {
@@ -419,11 +405,10 @@ impl<'a> LaneEmitter<'a> {
                     }
                 });
                 let rest = (r % rb > 0).then(|| {
+                    let fma = self.lane_loop(&s, quote!(acc[#s] = __I::mul_add(w, #x, acc[#s]);));
                     let inner = kl.wrap(quote! {
                         let w = #w1;
-                        { let mut #s = 0usize; while #s < #l {
-                            acc[#s] = __I::mul_add(w, #x, acc[#s]);
-                         #s += 1; } }
+                        #fma
                     });
                     jl.wrap(quote! {
                         let mut acc = [#zero; #l];
@@ -442,11 +427,7 @@ impl<'a> LaneEmitter<'a> {
                 let n = self.prog.shapes[v].len();
                 let (k, kl) = self.axis("k", n);
                 let e = self.elem(v, &[k], &lane);
-                let add = kl.wrap(quote! {
-                    { let mut #s = 0usize; while #s < #l {
-                        #t[#s] += #e;
-                     #s += 1; } }
-                });
+                let add = kl.wrap(self.lane_loop(&s, quote!(#t[#s] += #e;)));
                 quote! {
                     let mut #t = [#zero; #l];
                     #add
@@ -454,20 +435,21 @@ impl<'a> LaneEmitter<'a> {
             }
             (_, Shape::Scalar) => {
                 let e = self.compute(i, &[], &lane);
-                quote!(let mut #t = [#zero; #l]; { let mut #s = 0usize; while #s < #l { #t[#s] = #e;  #s += 1; } })
+                {
+                    let set = self.lane_loop(&s, quote!(#t[#s] = #e;));
+                    quote!(let mut #t = [#zero; #l]; #set)
+                }
             }
             (_, Shape::Vector(n)) => {
                 let (j, jl) = self.axis("j", n);
                 let e = self.compute(i, std::slice::from_ref(&j), &lane);
-                let set = jl.wrap(
-                    quote!({ let mut #s = 0usize; while #s < #l { #t[#j][#s] = #e;  #s += 1; } }),
-                );
+                let set = jl.wrap(self.lane_loop(&s, quote!(#t[#j][#s] = #e;)));
                 quote!(let mut #t = [[#zero; #l]; #n]; #set)
             }
             (_, Shape::Matrix(r, c)) => {
                 let ((a, al), (b, bl)) = (self.axis("a", r), self.axis("b", c));
                 let e = self.compute(i, &[a.clone(), b.clone()], &lane);
-                let set = al.wrap(bl.wrap(quote!({ let mut #s = 0usize; while #s < #l { #t[#a][#b][#s] = #e;  #s += 1; } })));
+                let set = al.wrap(bl.wrap(self.lane_loop(&s, quote!(#t[#a][#b][#s] = #e;))));
                 quote!(let mut #t = [[[#zero; #l]; #c]; #r]; #set)
             }
         }
@@ -559,9 +541,10 @@ impl<'a> LaneEmitter<'a> {
                     }
                     g[#i] = a;
                 });
+                let load_us = self.lane_loop(&s, quote!(us[#s] = #ue;));
                 let per_output = ol.wrap(quote! {
                     let mut us = [#zero; #l];
-                    { let mut #s = 0usize; while #s < #l { us[#s] = #ue;  #s += 1; } }
+                    #load_us
                     let g = &mut #dest[#o];
                     #per_input
                 });
@@ -572,29 +555,33 @@ impl<'a> LaneEmitter<'a> {
             }
             (_, Shape::Scalar) => {
                 let e = self.elem(r, &[], &lane);
-                quote!({ let mut a = #zero; { let mut #s = 0usize; while #s < #l { a += #e;  #s += 1; } } #dest += a; })
+                {
+                    let sum = self.lane_loop(&s, quote!(a += #e;));
+                    quote!({ let mut a = #zero; #sum #dest += a; })
+                }
             }
             (_, Shape::Vector(n)) => {
                 let (j, jl) = self.axis("j", n);
                 let e = self.elem(r, std::slice::from_ref(&j), &lane);
-                jl.wrap(quote!(let mut a = #dest[#j]; { let mut #s = 0usize; while #s < #l { a += #e;  #s += 1; } } #dest[#j] = a;))
+                let sum = self.lane_loop(&s, quote!(a += #e;));
+                jl.wrap(quote!(let mut a = #dest[#j]; #sum #dest[#j] = a;))
             }
             (_, Shape::Matrix(rr, c)) => {
                 let ((a, al), (b, bl)) = (self.axis("a", rr), self.axis("b", c));
                 let e = self.elem(r, &[a.clone(), b.clone()], &lane);
-                al.wrap(bl.wrap(quote!(let mut acc = #dest[#a][#b]; { let mut #s = 0usize; while #s < #l { acc += #e;  #s += 1; } } #dest[#a][#b] = acc;)))
+                let sum = self.lane_loop(&s, quote!(acc += #e;));
+                al.wrap(bl.wrap(quote!(let mut acc = #dest[#a][#b]; #sum #dest[#a][#b] = acc;)))
             }
         }
     }
 
     /// Statements storing vector root `r` of each lane into `out[base + s]`.
     fn store_rows(&self, r: usize, out: &TokenStream) -> TokenStream {
-        let l = self.lanes;
         let s = self.fresh("s");
         let j = self.fresh("j");
         let n = self.prog.shapes[r].len();
         let e = self.elem(r, &[Idx::Var(quote!(#j))], &Idx::Var(quote!(#s)));
-        quote!({ let mut #s = 0usize; while #s < #l { for #j in 0..#n { #out[base + #s][#j] = #e; }  #s += 1; } })
+        self.lane_loop(&s, quote!(for #j in 0..#n { #out[base + #s][#j] = #e; }))
     }
 
     /// The chunk body: every materialized node, then each root into its destination.

@@ -120,9 +120,14 @@ impl<'a> DagExtractor<'a> {
         }
     }
 
-    /// The chosen node of `class`, if it has one.
-    pub fn node(&self, class: Id) -> Option<&Tensor> {
+    /// The greedy choice of `class`, if it has one.
+    fn node(&self, class: Id) -> Option<&Tensor> {
         self.best.get(&self.egraph.find(class))
+    }
+
+    /// The choice of `class` with `over` overriding the greedy one.
+    fn chosen<'b>(&'b self, over: &'b HashMap<Id, Tensor>, class: Id) -> Option<&'b Tensor> {
+        over.get(&class).or_else(|| self.node(class))
     }
 
     /// Improves the greedy choices for one set of roots. The greedy pass prices each e-class
@@ -135,9 +140,9 @@ impl<'a> DagExtractor<'a> {
         let eg = self.egraph;
         let roots: Vec<Id> = roots.iter().map(|r| eg.find(*r)).collect();
         let mut over: HashMap<Id, Tensor> = HashMap::new();
+        let mut dag = Dag::new(self, &over, &roots);
         for _ in 0..REFINE_SWEEPS {
             let mut changed = false;
-            let mut dag = Dag::new(self, &over, &roots);
             let mut order: Vec<Id> = dag.index.keys().copied().collect();
             order.sort();
             for c in order {
@@ -149,7 +154,7 @@ impl<'a> DagExtractor<'a> {
                 }
                 let exclusive = dag.exclusive(ci);
                 let ancestors = dag.ancestors(ci);
-                let choice = |k: Id| over.get(&k).or_else(|| self.node(k));
+                let choice = |k: Id| self.chosen(&over, k);
                 let added = |node: &Tensor| -> Option<usize> {
                     let mut cost = own_cost(eg, c, node, self.amortization);
                     let mut seen = HashSet::new();
@@ -203,7 +208,7 @@ impl<'a> DagExtractor<'a> {
     /// [`program`](Self::program) with `over` overriding the greedy choices.
     fn program_with(&self, roots: &[Id], over: &HashMap<Id, Tensor>) -> Result<Program, String> {
         let eg = self.egraph;
-        let chosen = |c: Id| over.get(&c).or_else(|| self.node(c));
+        let chosen = |c: Id| self.chosen(over, c);
         let mut index: HashMap<Id, usize> = HashMap::new();
         let mut prog = Program {
             nodes: Vec::new(),
@@ -278,7 +283,7 @@ impl Dag {
                 continue;
             }
             dag.index.insert(c, kids.len());
-            let node = over.get(&c).or_else(|| x.node(c));
+            let node = x.chosen(over, c);
             let k: Vec<Id> = node
                 .map(|n| n.children().iter().map(|k| eg.find(*k)).collect())
                 .unwrap_or_default();
