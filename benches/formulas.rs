@@ -110,7 +110,7 @@ fn assert_close(what: &str, a: &[f32], b: &[f32]) {
 fn program(explanation: &str) -> &str {
     let start = explanation.find("gradients (").unwrap_or(0);
     let end = explanation
-        .find("FLOPs per sample")
+        .find("FLOPs (estimated)")
         .unwrap_or(explanation.len());
     &explanation[start..end.max(start)]
 }
