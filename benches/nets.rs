@@ -4,7 +4,8 @@
 //! Groups: `forward/<shape>` (one sample), `forward_batch_32/<shape>` and
 //! `forward_batch_256/<shape>` (throughput in samples), `train_step_32/<shape>` (zero the
 //! gradient, forward + backward over a batch of 32, one SGD update). Function ids:
-//! `generated`, `interpreted`, `handwritten`.
+//! `generated`, `interpreted`, `handwritten`, and for one sample `prepared` (`prepare()` once,
+//! then `Prepared::forward`: input-major weights).
 //!
 //! `cargo bench --bench nets` (all), or filter: `cargo bench --bench nets -- 'forward/2-4-1'`.
 //! With `RUSTFLAGS="-C target-cpu=native"` for the machine's vector units.
@@ -35,6 +36,8 @@ macro_rules! shape {
             let mut g = $c.benchmark_group(format!("forward/{NAME}"));
             let x = xs[0];
             g.bench_function("generated", |b| b.iter(|| gen.forward(black_box(&x))));
+            let prepared = Box::new(gen.prepare());
+            g.bench_function("prepared", |b| b.iter(|| prepared.forward(black_box(&x))));
             g.bench_function("interpreted", |b| {
                 b.iter(|| interp.forward(black_box(&x[..])))
             });

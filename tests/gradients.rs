@@ -69,6 +69,7 @@ fn check_batch<N: Network, const I: usize, const O: usize>(
     loss_batch: impl Fn(&N, &[[N::Scalar; I]], &[[N::Scalar; O]]) -> N::Scalar,
     backward_batch: impl Fn(&N, &[[N::Scalar; I]], &[[N::Scalar; O]], &mut N) -> N::Scalar,
     forward_batch: impl Fn(&N, &[[N::Scalar; I]], &mut [[N::Scalar; O]]),
+    prepared_forward_batch: impl Fn(&N, &[[N::Scalar; I]], &mut [[N::Scalar; O]]),
 ) {
     let mut rng = SplitMix64::new(77);
     let net: N = random_net(5);
@@ -109,17 +110,26 @@ fn check_batch<N: Network, const I: usize, const O: usize>(
             "{name}: batch gradient {i}: {a} vs {b}"
         );
     }
-    let mut out = vec![[N::Scalar::ZERO; O]; BATCH];
-    forward_batch(&net, &xs, &mut out);
-    for (x, o) in xs.iter().zip(&out) {
-        let mut one = [N::Scalar::ZERO; O];
-        net.forward_slice(x, &mut one);
-        for (a, b) in o.iter().zip(&one) {
-            let (a, b) = (a.to_f64(), b.to_f64());
-            assert!(
-                (a - b).abs() <= tol * b.abs().max(1.0),
-                "{name}: forward_batch {a} vs {b}"
-            );
+    // The batch forward pass and the prepared (input-major) one.
+    for (what, f) in [
+        (
+            "forward_batch",
+            &forward_batch as &dyn Fn(&N, &[[N::Scalar; I]], &mut [[N::Scalar; O]]),
+        ),
+        ("prepare().forward_batch", &prepared_forward_batch),
+    ] {
+        let mut out = vec![[N::Scalar::ZERO; O]; BATCH];
+        f(&net, &xs, &mut out);
+        for (x, o) in xs.iter().zip(&out) {
+            let mut one = [N::Scalar::ZERO; O];
+            net.forward_slice(x, &mut one);
+            for (a, b) in o.iter().zip(&one) {
+                let (a, b) = (a.to_f64(), b.to_f64());
+                assert!(
+                    (a - b).abs() <= tol * b.abs().max(1.0),
+                    "{name}: {what} {a} vs {b}"
+                );
+            }
         }
     }
 }
@@ -187,9 +197,11 @@ macro_rules! case {
             fn batch_is_the_mean_of_samples() {
                 check_batch::<N64, { N64::INPUTS }, { N64::OUTPUTS }>(
                     stringify!($test), Target::$target, N64::loss_batch, N64::backward_batch, N64::forward_batch,
+                    |n, xs, out| n.prepare().forward_batch(xs, out),
                 );
                 check_batch::<N32, { N32::INPUTS }, { N32::OUTPUTS }>(
                     stringify!($test), Target::$target, N32::loss_batch, N32::backward_batch, N32::forward_batch,
+                    |n, xs, out| n.prepare().forward_batch(xs, out),
                 );
             }
         }

@@ -185,7 +185,7 @@ impl<'a> Items<'a> {
         let fs = &self.c.prepared_split;
         let fields = fs.frontier.iter().enumerate().map(|(k, f)| {
             let name = prepared_field(k);
-            let t = array_type(&self.ty, f.shape);
+            let t = array_type(&self.ty, f.stored_shape());
             quote!(#name: #t)
         });
         let doc = format!(
@@ -656,15 +656,17 @@ impl<'a> Items<'a> {
         let pre = self.hoisted_body(fs);
         let inits = fs.frontier.iter().enumerate().map(|(k, f)| {
             let name = prepared_field(k);
-            match f.param {
-                Some(s) => {
-                    let p = &self.paths[&s];
-                    quote!(#name: #p)
-                }
+            let value = match f.param {
+                Some(s) => self.paths[&s].clone(),
                 None => {
                     let h = format_ident!("h{}", k);
-                    quote!(#name: #h)
+                    quote!(#h)
                 }
+            };
+            if f.input_major {
+                quote!(#name: #KRATE::__private::transpose(&#value))
+            } else {
+                quote!(#name: #value)
             }
         });
         quote! {

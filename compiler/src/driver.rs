@@ -335,9 +335,11 @@ pub fn compile(net: &Net) -> syn::Result<Compiled> {
     // The explanation's "as declared" figures, from the lowering before any rewriting.
     let before = crate::explain::before_figures(net, &lowered)
         .map_err(|e| internal(net, "differentiation", &e))?;
+    let mut prepared_split = split(&program(&prepared, &[output])?);
+    crate::hoist::store_input_major(&mut prepared_split);
     Ok(Compiled {
         before,
-        prepared_split: split(&program(&prepared, &[output])?),
+        prepared_split,
         forward_split: split(&program(&batch, &[output])?),
         loss_split: split(&program(&batch, &[broots[0]])?),
         backward_split: split(&program(&batch, &broots)?),

@@ -169,12 +169,17 @@ impl ToTokens for Idx {
 }
 
 /// The expression of an elementwise operation applied to its operands' element expressions
-/// (`None` for other operations). Shared by the per-sample and the batch emitters; `lanes`
-/// selects the forms of `sigmoid` and `exp` without a library call, which vectorize.
+/// (`None` for other operations). Shared by the per-sample and the batch emitters. With
+/// `fast` (batch code), `exp`, `sigmoid`, `tanh` and `softplus` take the runtime's forms
+/// without a library call (`Scalar::exp_fast` and its kin: polynomials in `f32`, the library
+/// in `f64`), so that the loop over a batch's samples vectorizes. One sample's code keeps the
+/// library forms: LLVM unrolls its short loops and does not vectorize the polynomial there,
+/// and one at a time the library is faster (`forward` of 64-32-10 with a sigmoid hidden
+/// layer: 165 ns with the polynomial, 156 ns with the library, plain build, Zen 5).
 pub(crate) fn elementwise_expr(
     node: &Tensor,
     sub: impl Fn(usize) -> TokenStream,
-    lanes: bool,
+    fast: bool,
 ) -> Option<TokenStream> {
     let call = |f: &str, args: &[TokenStream]| {
         let f = Ident::new(f, Span::call_site());
@@ -201,13 +206,15 @@ pub(crate) fn elementwise_expr(
             let a = sub(0);
             quote!((-#a))
         }
-        Tensor::Sigmoid(_) if lanes => call("sigmoid_fast", &[sub(0)]),
+        Tensor::Sigmoid(_) if fast => call("sigmoid_fast", &[sub(0)]),
         Tensor::Sigmoid(_) => call("sigmoid", &[sub(0)]),
+        Tensor::Tanh(_) if fast => call("tanh_fast", &[sub(0)]),
         Tensor::Tanh(_) => call("tanh", &[sub(0)]),
         Tensor::Relu(_) => call("relu", &[sub(0)]),
         Tensor::Step(_) => call("step", &[sub(0)]),
+        Tensor::Softplus(_) if fast => call("softplus_fast", &[sub(0)]),
         Tensor::Softplus(_) => call("softplus", &[sub(0)]),
-        Tensor::Exp(_) if lanes => call("exp_lanes", &[sub(0)]),
+        Tensor::Exp(_) if fast => call("exp_fast", &[sub(0)]),
         Tensor::Exp(_) => call("exp", &[sub(0)]),
         Tensor::Ln(_) => call("ln", &[sub(0)]),
         Tensor::Abs(_) => call("abs", &[sub(0)]),
@@ -364,6 +371,8 @@ impl<'a> Emitter<'a> {
                 self.elem(c, idx)
             }
         };
+        // The library forms: one sample's loops are short and fully unrolled, and there
+        // the library's `exp` beats the polynomial (measured; see `elementwise_expr`).
         if let Some(e) = elementwise_expr(node, sub, false) {
             return e;
         }
@@ -548,7 +557,7 @@ impl<'a> Emitter<'a> {
                     for #o in 0..#rows {
                         let #g = #gv;
                         for #j in 0..#cols {
-                            #name[#j] += #wel * #g;
+                            #name[#j] = #KRATE::__private::ScalarTrait::mul_add(#wel, #g, #name[#j]);
                         }
                     }
                 };

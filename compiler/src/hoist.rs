@@ -33,6 +33,19 @@ pub struct Frontier {
     pub param: Option<Symbol>,
     /// Its index among `hoisted.roots`, if computed.
     pub root: Option<usize>,
+    /// Whether it is stored transposed (input-major, see [`store_input_major`]): a matrix
+    /// `[[T; C]; R]` kept as `[[T; R]; C]`.
+    pub input_major: bool,
+}
+
+impl Frontier {
+    /// The shape it is stored in: [`Frontier::shape`], transposed if input-major.
+    pub fn stored_shape(&self) -> Shape {
+        match (self.input_major, self.shape) {
+            (true, Shape::Matrix(r, c)) => Shape::Matrix(c, r),
+            (_, s) => s,
+        }
+    }
 }
 
 impl Split {
@@ -106,6 +119,7 @@ pub fn split(prog: &Program) -> Split {
             shape: prog.shapes[i],
             param,
             root,
+            input_major: false,
         });
     }
 
@@ -179,4 +193,74 @@ fn copy_sample(
     out.deps.push(prog.deps[i]);
     done.insert(i, out.nodes.len() - 1);
     out.nodes.len() - 1
+}
+
+/// The fewest rows of a matrix stored input-major by [`store_input_major`]: below it the
+/// outputs are too few to fill a vector, and a dot product per row is as good.
+pub const INPUT_MAJOR_ROWS: usize = 2;
+
+/// Stores input-major (transposed) every frontier matrix of at least [`INPUT_MAJOR_ROWS`] rows
+/// that the per-sample program reads only as the matrix of matrix-vector products: `W x`
+/// becomes `(W^T)^T x`, which the emitter writes as a sum of the stored rows scaled by `x`,
+/// one multiply-add over contiguous outputs per input and no horizontal sum per output
+/// (what a hand-written forward pass does). The per-sample program reads the stored
+/// value through a `transpose` node, so every use stays correct.
+pub fn store_input_major(split: &mut Split) {
+    let sample = &split.sample;
+    let n = sample.nodes.len();
+    // Symbol nodes read other than as a matrix-vector product's matrix.
+    let mut other_use = vec![false; n];
+    for node in &sample.nodes {
+        for (k, c) in node.children().iter().enumerate() {
+            if !(matches!(node, Tensor::MatVec(_)) && k == 0) {
+                other_use[usize::from(*c)] = true;
+            }
+        }
+    }
+    for &r in &sample.roots {
+        other_use[r] = true;
+    }
+    let mut chosen: HashMap<Symbol, usize> = HashMap::new();
+    for (i, node) in sample.nodes.iter().enumerate() {
+        if let (Tensor::Symbol(s), Shape::Matrix(rows, _)) = (node, sample.shapes[i]) {
+            if !other_use[i] && rows >= INPUT_MAJOR_ROWS {
+                if let Some(k) = split.frontier.iter().position(|f| f.symbol == *s) {
+                    chosen.insert(*s, k);
+                }
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return;
+    }
+    let mut out = Program {
+        nodes: Vec::with_capacity(n + chosen.len()),
+        shapes: Vec::with_capacity(n + chosen.len()),
+        deps: Vec::with_capacity(n + chosen.len()),
+        roots: Vec::new(),
+    };
+    let mut map = Vec::with_capacity(n);
+    for (i, node) in sample.nodes.iter().enumerate() {
+        let node = node.clone().map_children(|c| Id::from(map[usize::from(c)]));
+        let stored = match &node {
+            Tensor::Symbol(s) => chosen.get(s).copied(),
+            _ => None,
+        };
+        out.nodes.push(node);
+        out.deps.push(sample.deps[i]);
+        match stored {
+            Some(k) => {
+                split.frontier[k].input_major = true;
+                out.shapes.push(split.frontier[k].stored_shape());
+                let t = out.nodes.len() - 1;
+                out.nodes.push(Tensor::Transpose(Id::from(t)));
+                out.shapes.push(sample.shapes[i]);
+                out.deps.push(sample.deps[i]);
+            }
+            None => out.shapes.push(sample.shapes[i]),
+        }
+        map.push(out.nodes.len() - 1);
+    }
+    out.roots = sample.roots.iter().map(|&r| map[r]).collect();
+    split.sample = out;
 }

@@ -176,7 +176,15 @@ pub fn embed(net: &Net, compiled: &Compiled) -> syn::Result<TokenStream> {
                 dtype.to_lowercase()
             )));
         }
-        let value = array_of(f.shape, &values);
+        let values = match (f.input_major, f.shape) {
+            // Stored input-major: the row-major values of the transpose.
+            (true, Shape::Matrix(r, c)) if values.len() == r * c => (0..c)
+                .flat_map(|j| (0..r).map(move |i| (i, j)))
+                .map(|(i, j)| values[i * c + j])
+                .collect(),
+            _ => values,
+        };
+        let value = array_of(f.stored_shape(), &values);
         prepared_fields.push(quote!(#field: #value));
     }
     let prepared = format_ident!("{}Prepared", net.ident);

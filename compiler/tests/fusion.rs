@@ -148,3 +148,39 @@ fn a_collapsed_stack_is_one_affine_map_per_sample() {
         "{text}"
     );
 }
+
+#[test]
+fn the_prepared_form_stores_weights_input_major() {
+    let c = compiled("input: 64, h: dense(32) -> sigmoid, o: dense(10), loss: mse");
+    let s = &c.prepared_split.sample;
+    // Both products read a transposed input-major copy: `(W^T)^T x`, a sum of stored rows.
+    assert_eq!(
+        s.term(s.roots[0]),
+        "(+ (mv (T __h0) (sigmoid (+ (mv (T __h1) x) __h2))) __h3)"
+    );
+    let stored: Vec<_> = c
+        .prepared_split
+        .frontier
+        .iter()
+        .map(|f| (f.input_major, f.stored_shape()))
+        .collect();
+    use symnet_compiler::ir::Shape::{Matrix, Vector};
+    assert_eq!(
+        stored,
+        [
+            (true, Matrix(32, 10)),
+            (true, Matrix(64, 32)),
+            (false, Vector(32)),
+            (false, Vector(10)),
+        ]
+    );
+    // A single output row stays a dot product.
+    let c = compiled("input: 8, h: dense(5) -> relu, o: dense(1), loss: mse");
+    let major: Vec<bool> = c
+        .prepared_split
+        .frontier
+        .iter()
+        .map(|f| f.input_major)
+        .collect();
+    assert_eq!(major.iter().filter(|&&m| m).count(), 1, "{major:?}");
+}

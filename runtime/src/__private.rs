@@ -198,6 +198,19 @@ pub fn rows<'a, T, const N: usize>(s: &'a [T], what: &str) -> &'a [[T; N]] {
     unsafe { core::slice::from_raw_parts(s.as_ptr() as *const [T; N], s.len() / N) }
 }
 
+/// `w` transposed: the input-major copy of a weight matrix that `prepare()` stores, so that
+/// the prepared forward pass runs over contiguous outputs.
+#[inline]
+pub fn transpose<T: Scalar, const C: usize, const R: usize>(w: &[[T; C]; R]) -> [[T; R]; C] {
+    let mut out = [[T::ZERO; R]; C];
+    for (r, row) in w.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            out[c][r] = *v;
+        }
+    }
+    out
+}
+
 /// Independent partial sums kept by [`dot`]: 16 `f32` fill an AVX-512 register (two AVX ones).
 pub const DOT_LANES: usize = 16;
 

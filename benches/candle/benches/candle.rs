@@ -2,7 +2,8 @@
 //! shapes with sigmoid hidden layers, identity output, MSE and plain SGD, the rows
 //! `forward_x1/<shape>` (one sample), `forward_x256/<shape>` (a batch of 256) and
 //! `sgd_step_x32/<shape>` (the mean gradient of 32 samples and one SGD update). Function ids:
-//! `generated`, `handwritten`, `candle`.
+//! `generated`, `handwritten`, `candle`, and for one sample `prepared` (`prepare()` once, then
+//! `Prepared::forward`: input-major weights).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -23,6 +24,8 @@ macro_rules! shape {
             let mut g = $c.benchmark_group(format!("forward_x1/{NAME}"));
             let x = xs[0];
             g.bench_function("generated", |b| b.iter(|| gen.forward(black_box(&x))));
+            let prepared = Box::new(gen.prepare());
+            g.bench_function("prepared", |b| b.iter(|| prepared.forward(black_box(&x))));
             g.bench_function("handwritten", |b| b.iter(|| hand.forward(black_box(&x))));
             let cnet = CandleNet::from_params(WIDTHS, gen.params()).unwrap();
             g.bench_function("candle", |b| b.iter(|| cnet.forward(black_box(&x1)).unwrap()));
