@@ -66,9 +66,7 @@ macro_rules! shape {
             });
             g.bench_function("handwritten", |b| {
                 b.iter(|| {
-                    for (x, o) in black_box(xb).iter().zip(out.iter_mut()) {
-                        *o = hand.forward(x);
-                    }
+                    hand.forward_batch(black_box(xb), &mut out);
                     black_box(&mut out);
                 })
             });
@@ -114,9 +112,8 @@ macro_rules! shape {
             }
             {
                 let mut net = hand.clone();
-                let mut grad = Box::new(Hand::zeros());
                 g.bench_function("handwritten", |b| {
-                    b.iter(|| net.train_step(black_box(xb), black_box(yb), &mut grad, LR))
+                    b.iter(|| net.train_step(black_box(xb), black_box(yb), LR))
                 });
             }
             g.finish();

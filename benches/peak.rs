@@ -280,9 +280,8 @@ macro_rules! report {
         });
         let mut hand = Box::new(Hand::zeros());
         hand.load(Gen::init(1).params());
-        let mut hgrad = Box::new(Hand::zeros());
         let hw = time(3.0, || {
-            black_box(hand.train_step(black_box(&xs), black_box(&ys), &mut hgrad, LR));
+            black_box(hand.train_step(black_box(&xs), black_box(&ys), LR));
         });
         for (who, s) in [("generated", gen), ("handwritten", hw)] {
             let gf = flops / s / 1e9;

@@ -67,21 +67,30 @@ macro_rules! agree {
                 );
             }
 
-            // One training step on the whole batch, as the benches run it.
-            let lr = 0.1f32;
-            let mut g1 = Box::new(Gen::zeros());
-            let l1 = gen.backward_batch(&xs, &ys, &mut g1);
-            for (p, g) in gen.params_mut().iter_mut().zip(g1.params()) {
-                *p -= lr * g;
+            // The batch forward pass (two samples per iteration, and an odd one).
+            let mut out = vec![[0f32; OUT]; 5];
+            hand.forward_batch(&xs[..5], &mut out);
+            for (x, o) in xs.iter().zip(&out) {
+                assert_all_close(&format!("{NAME} forward_batch"), &gen.forward(x), o);
             }
-            let mut g2 = Box::new(Hand::zeros());
-            let l2 = hand.train_step(&xs, &ys, &mut g2, lr);
-            assert!(close(l1, l2), "{NAME} batch loss: {l1} vs {l2}");
-            assert_all_close(
-                &format!("{NAME} after a step"),
-                gen.params(),
-                &hand.to_vec(),
-            );
+
+            // Training steps as the benches run them: the whole (even) batch, then an odd one.
+            let lr = 0.1f32;
+            for n in [xs.len(), 5] {
+                let (xb, yb) = (&xs[..n], &ys[..n]);
+                let mut g1 = Box::new(Gen::zeros());
+                let l1 = gen.backward_batch(xb, yb, &mut g1);
+                for (p, g) in gen.params_mut().iter_mut().zip(g1.params()) {
+                    *p -= lr * g;
+                }
+                let l2 = hand.train_step(xb, yb, lr);
+                assert!(close(l1, l2), "{NAME} batch of {n} loss: {l1} vs {l2}");
+                assert_all_close(
+                    &format!("{NAME} after a step on {n}"),
+                    gen.params(),
+                    &hand.to_vec(),
+                );
+            }
         }
         assert_eq!(<Gen as Network>::PARAMS, Hand::PARAMS);
     }};

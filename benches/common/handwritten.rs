@@ -8,18 +8,34 @@
 //! - Backward: `dW += dz x^T` as an outer product whose inner loop runs over contiguous
 //!   outputs (it vectorizes), and `dh = W^T dz` as dot products with 16 independent
 //!   accumulators.
-//! - A training step zeroes the gradient, accumulates `1/n` times each sample's gradient, and
-//!   applies `theta -= lr * grad`.
+//! - Batches two samples per iteration: `forward_batch` and the training step's forward pass
+//!   load each weight row once for two samples.
+//! - A training step runs forward and backward for every sample of the batch, keeping the
+//!   activations and the deltas (scaled by `lr / n`), then fuses the SGD update into each
+//!   layer's weight-gradient loop: `W -= sum_s d_s x_s^T` row by row, two samples per
+//!   iteration, with no gradient buffer.
 //!
 //! [`Net2::load`] and [`Net3::load`] take `params()` of a generated net (layer after layer,
 //! `w[o][i]` row-major then biases) and transpose it; `to_vec` gives that layout back.
 //! `tests/handwritten.rs` checks it against the generated code.
 #![allow(dead_code)]
+// Index loops over fixed-size arrays: the form that LLVM unrolls and vectorizes.
+#![allow(clippy::needless_range_loop)]
 
 use std::marker::PhantomData;
 
 /// Accumulators per dot product.
 const LANES: usize = 16;
+
+/// Outputs per block of the two-sample loops: eight vector registers of accumulators (two
+/// samples of four registers) for the vector width the build targets.
+const BLOCK: usize = if cfg!(target_feature = "avx512f") {
+    64
+} else if cfg!(target_feature = "avx") {
+    32
+} else {
+    16
+};
 
 /// `a . b` with `LANES` independent partial sums (plain sequential sum below `LANES`).
 #[inline(always)]
@@ -52,6 +68,38 @@ pub fn dot<const N: usize>(a: &[f32; N], b: &[f32; N]) -> f32 {
         s += x * y;
     }
     s
+}
+
+/// Weights `start..start + W` of row `i` of [`Dense::sgd_outer`]: their update summed over
+/// the batch in registers, two samples per iteration, then applied once.
+#[inline(always)]
+fn sgd_block<const W: usize, const I: usize, const O: usize>(
+    w: &mut [f32; W],
+    i: usize,
+    start: usize,
+    d: &[[f32; O]],
+    x: &[[f32; I]],
+) {
+    let (d2, dl) = d.as_chunks::<2>();
+    let (x2, xl) = x.as_chunks::<2>();
+    let mut acc = [0.0f32; W];
+    for ([d0, d1], [x0, x1]) in d2.iter().zip(x2) {
+        let (a, c) = (x0[i], x1[i]);
+        let e0: &[f32; W] = d0[start..start + W].try_into().unwrap();
+        let e1: &[f32; W] = d1[start..start + W].try_into().unwrap();
+        for o in 0..W {
+            acc[o] += a * e0[o] + c * e1[o];
+        }
+    }
+    if let ([dl], [xl]) = (dl, xl) {
+        let (a, e): (f32, &[f32; W]) = (xl[i], dl[start..start + W].try_into().unwrap());
+        for o in 0..W {
+            acc[o] += a * e[o];
+        }
+    }
+    for o in 0..W {
+        w[o] -= acc[o];
+    }
 }
 
 /// A hidden activation: the function and its derivative written in terms of its output.
@@ -217,6 +265,80 @@ impl<const I: usize, const O: usize> Dense<I, O> {
         }
     }
 
+    /// `z = W x + b` for two samples, each weight row loaded once for both. The outputs go in
+    /// blocks of [`BLOCK`], so that both samples' accumulators of a block stay in registers.
+    #[inline(always)]
+    pub fn forward2(&self, x: [&[f32; I]; 2], z: [&mut [f32; O]; 2]) {
+        let [z0, z1] = z;
+        *z0 = self.b;
+        *z1 = self.b;
+        if O <= BLOCK {
+            return self.forward2_block(x, 0, z0, z1);
+        }
+        let ((b0, r0), (b1, r1)) = (z0.as_chunks_mut::<BLOCK>(), z1.as_chunks_mut::<BLOCK>());
+        for (k, (c0, c1)) in b0.iter_mut().zip(b1).enumerate() {
+            self.forward2_block(x, k * BLOCK, c0, c1);
+        }
+        let start = O - r0.len();
+        for i in 0..I {
+            let (p, q) = (x[0][i], x[1][i]);
+            for ((a, b), &w) in r0.iter_mut().zip(r1.iter_mut()).zip(&self.wt[i][start..]) {
+                *a += w * p;
+                *b += w * q;
+            }
+        }
+    }
+
+    /// Outputs `start..start + W` of [`Dense::forward2`].
+    #[inline(always)]
+    fn forward2_block<const W: usize>(
+        &self,
+        x: [&[f32; I]; 2],
+        start: usize,
+        c0: &mut [f32; W],
+        c1: &mut [f32; W],
+    ) {
+        let (mut s0, mut s1) = (*c0, *c1);
+        for i in 0..I {
+            let (p, q) = (x[0][i], x[1][i]);
+            let row: &[f32; W] = self.wt[i][start..start + W].try_into().unwrap();
+            for o in 0..W {
+                s0[o] += row[o] * p;
+                s1[o] += row[o] * q;
+            }
+        }
+        (*c0, *c1) = (s0, s1);
+    }
+
+    /// The SGD update fused into the weight-gradient loop: `W -= sum_s d_s x_s^T`,
+    /// `b -= sum_s d_s`, where each `d_s` is a sample's delta already scaled by `lr / n`. No
+    /// gradient buffer: each input-major weight row is read and written once for the whole
+    /// batch, in blocks of [`BLOCK`] outputs summed in registers, two samples per iteration.
+    #[inline(always)]
+    pub fn sgd_outer(&mut self, d: &[[f32; O]], x: &[[f32; I]]) {
+        for (i, row) in self.wt.iter_mut().enumerate() {
+            if O <= BLOCK {
+                sgd_block(row, i, 0, d, x);
+                continue;
+            }
+            let (blocks, rest) = row.as_chunks_mut::<BLOCK>();
+            for (k, w) in blocks.iter_mut().enumerate() {
+                sgd_block(w, i, k * BLOCK, d, x);
+            }
+            let start = O - rest.len();
+            for (ds, xs) in d.iter().zip(x) {
+                for (w, &e) in rest.iter_mut().zip(&ds[start..]) {
+                    *w -= xs[i] * e;
+                }
+            }
+        }
+        for ds in d {
+            for (b, &e) in self.b.iter_mut().zip(ds) {
+                *b -= e;
+            }
+        }
+    }
+
     /// `self.w += dz x^T`, `self.b += dz` (self is a gradient accumulator).
     #[inline(always)]
     pub fn add_outer(&mut self, dz: &[f32; O], x: &[f32; I]) {
@@ -236,26 +358,6 @@ impl<const I: usize, const O: usize> Dense<I, O> {
         for (d, row) in dx.iter_mut().zip(&self.wt) {
             *d = dot(row, dz);
         }
-    }
-
-    /// `theta -= lr * grad`.
-    #[inline(always)]
-    pub fn sgd(&mut self, grad: &Self, lr: f32) {
-        for (row, grow) in self.wt.iter_mut().zip(&grad.wt) {
-            for (p, g) in row.iter_mut().zip(grow) {
-                *p -= lr * g;
-            }
-        }
-        for (p, g) in self.b.iter_mut().zip(&grad.b) {
-            *p -= lr * g;
-        }
-    }
-
-    pub fn clear(&mut self) {
-        for row in &mut self.wt {
-            row.fill(0.0);
-        }
-        self.b.fill(0.0);
     }
 
     /// Reads the layer from the front of a flat parameter slice in the layout of generated
@@ -286,6 +388,10 @@ impl<const I: usize, const O: usize> Dense<I, O> {
 pub struct Net2<A, H, const I: usize, const K: usize, const O: usize> {
     pub l1: Dense<I, K>,
     pub l2: Dense<K, O>,
+    /// Per-sample activations and deltas of a training step, kept between steps.
+    h: Vec<[f32; K]>,
+    dh: Vec<[f32; K]>,
+    dz: Vec<[f32; O]>,
     _m: PhantomData<(A, H)>,
 }
 
@@ -296,6 +402,9 @@ impl<A: Act, H: Head, const I: usize, const K: usize, const O: usize> Net2<A, H,
         Self {
             l1: Dense::zeros(),
             l2: Dense::zeros(),
+            h: Vec::new(),
+            dh: Vec::new(),
+            dz: Vec::new(),
             _m: PhantomData,
         }
     }
@@ -352,25 +461,78 @@ impl<A: Act, H: Head, const I: usize, const K: usize, const O: usize> Net2<A, H,
         loss
     }
 
-    /// Zeroes `grad`, accumulates the mean gradient of the batch, applies one SGD step; returns
-    /// the mean loss.
-    pub fn train_step(
-        &mut self,
-        xs: &[[f32; I]],
-        ys: &[[f32; O]],
-        grad: &mut Self,
-        lr: f32,
-    ) -> f32 {
-        grad.l1.clear();
-        grad.l2.clear();
-        let scale = 1.0 / xs.len() as f32;
-        let mut loss = 0.0;
-        for (x, y) in xs.iter().zip(ys) {
-            loss += self.backward(x, y, scale, grad);
+    /// The outputs of a batch, two samples per iteration (each weight row loaded once for
+    /// both).
+    pub fn forward_batch(&self, xs: &[[f32; I]], out: &mut [[f32; O]]) {
+        assert_eq!(xs.len(), out.len());
+        let mut pairs = out.chunks_exact_mut(2);
+        for (x, o) in xs.chunks_exact(2).zip(&mut pairs) {
+            let (mut h0, mut h1) = ([0.0; K], [0.0; K]);
+            self.l1.forward2([&x[0], &x[1]], [&mut h0, &mut h1]);
+            for (a, b) in h0.iter_mut().zip(h1.iter_mut()) {
+                *a = A::f(*a);
+                *b = A::f(*b);
+            }
+            let (mut z0, mut z1) = ([0.0; O], [0.0; O]);
+            self.l2.forward2([&h0, &h1], [&mut z0, &mut z1]);
+            o[0] = H::output(&z0);
+            o[1] = H::output(&z1);
         }
-        self.l1.sgd(&grad.l1, lr);
-        self.l2.sgd(&grad.l2, lr);
-        loss * scale
+        if let ([.., x], [o]) = (xs, pairs.into_remainder()) {
+            *o = self.forward(x);
+        }
+    }
+
+    /// One SGD step on the mean loss of the batch; returns the mean loss. Forward two samples
+    /// per iteration, then the update fused into each layer's weight-gradient loop
+    /// ([`Dense::sgd_outer`]): no gradient buffer.
+    pub fn train_step(&mut self, xs: &[[f32; I]], ys: &[[f32; O]], lr: f32) -> f32 {
+        let n = xs.len();
+        assert_eq!(n, ys.len());
+        let step = lr / n as f32;
+        self.h.resize(n, [0.0; K]);
+        self.dh.resize(n, [0.0; K]);
+        self.dz.resize(n, [0.0; O]);
+        let mut loss = 0.0;
+        for p in 0..n / 2 {
+            let (s, t) = (2 * p, 2 * p + 1);
+            let (mut z0, mut z1) = ([0.0; O], [0.0; O]);
+            let [h0, h1] = self.h.get_disjoint_mut([s, t]).unwrap();
+            self.l1.forward2([&xs[s], &xs[t]], [&mut *h0, &mut *h1]);
+            for (a, b) in h0.iter_mut().zip(h1.iter_mut()) {
+                *a = A::f(*a);
+                *b = A::f(*b);
+            }
+            self.l2.forward2([h0, h1], [&mut z0, &mut z1]);
+            for (k, z) in [(s, z0), (t, z1)] {
+                loss += self.delta(k, &z, &ys[k], step);
+            }
+        }
+        if n % 2 == 1 {
+            let k = n - 1;
+            self.h[k] = self.hidden(&xs[k]);
+            let mut z = [0.0; O];
+            self.l2.forward(&self.h[k], &mut z);
+            loss += self.delta(k, &z, &ys[k], step);
+        }
+        self.l2.sgd_outer(&self.dz, &self.h);
+        self.l1.sgd_outer(&self.dh, xs);
+        loss / n as f32
+    }
+
+    /// Sample `k`'s deltas (scaled by `step`) from its logits `z`; returns its loss.
+    #[inline(always)]
+    fn delta(&mut self, k: usize, z: &[f32; O], y: &[f32; O], step: f32) -> f32 {
+        let dz = &mut self.dz[k];
+        let loss = H::loss_dz(z, y, dz);
+        for d in dz.iter_mut() {
+            *d *= step;
+        }
+        self.l2.backward_input(dz, &mut self.dh[k]);
+        for (d, &a) in self.dh[k].iter_mut().zip(&self.h[k]) {
+            *d *= A::df_from_out(a);
+        }
+        loss
     }
 }
 
@@ -380,6 +542,12 @@ pub struct Net3<A1, A2, H, const I: usize, const K1: usize, const K2: usize, con
     pub l1: Dense<I, K1>,
     pub l2: Dense<K1, K2>,
     pub l3: Dense<K2, O>,
+    /// Per-sample activations and deltas of a training step, kept between steps.
+    h1: Vec<[f32; K1]>,
+    h2: Vec<[f32; K2]>,
+    dh1: Vec<[f32; K1]>,
+    dh2: Vec<[f32; K2]>,
+    dz: Vec<[f32; O]>,
     _m: PhantomData<(A1, A2, H)>,
 }
 
@@ -401,6 +569,11 @@ impl<
             l1: Dense::zeros(),
             l2: Dense::zeros(),
             l3: Dense::zeros(),
+            h1: Vec::new(),
+            h2: Vec::new(),
+            dh1: Vec::new(),
+            dh2: Vec::new(),
+            dz: Vec::new(),
             _m: PhantomData,
         }
     }
@@ -470,26 +643,96 @@ impl<
         loss
     }
 
-    /// Zeroes `grad`, accumulates the mean gradient of the batch, applies one SGD step; returns
-    /// the mean loss.
-    pub fn train_step(
-        &mut self,
-        xs: &[[f32; I]],
-        ys: &[[f32; O]],
-        grad: &mut Self,
-        lr: f32,
-    ) -> f32 {
-        grad.l1.clear();
-        grad.l2.clear();
-        grad.l3.clear();
-        let scale = 1.0 / xs.len() as f32;
-        let mut loss = 0.0;
-        for (x, y) in xs.iter().zip(ys) {
-            loss += self.backward(x, y, scale, grad);
+    /// The outputs of a batch, two samples per iteration (each weight row loaded once for
+    /// both).
+    pub fn forward_batch(&self, xs: &[[f32; I]], out: &mut [[f32; O]]) {
+        assert_eq!(xs.len(), out.len());
+        let mut pairs = out.chunks_exact_mut(2);
+        for (x, o) in xs.chunks_exact(2).zip(&mut pairs) {
+            let (mut a0, mut a1) = ([0.0; K1], [0.0; K1]);
+            self.l1.forward2([&x[0], &x[1]], [&mut a0, &mut a1]);
+            for (a, b) in a0.iter_mut().zip(a1.iter_mut()) {
+                *a = A1::f(*a);
+                *b = A1::f(*b);
+            }
+            let (mut b0, mut b1) = ([0.0; K2], [0.0; K2]);
+            self.l2.forward2([&a0, &a1], [&mut b0, &mut b1]);
+            for (a, b) in b0.iter_mut().zip(b1.iter_mut()) {
+                *a = A2::f(*a);
+                *b = A2::f(*b);
+            }
+            let (mut z0, mut z1) = ([0.0; O], [0.0; O]);
+            self.l3.forward2([&b0, &b1], [&mut z0, &mut z1]);
+            o[0] = H::output(&z0);
+            o[1] = H::output(&z1);
         }
-        self.l1.sgd(&grad.l1, lr);
-        self.l2.sgd(&grad.l2, lr);
-        self.l3.sgd(&grad.l3, lr);
-        loss * scale
+        if let ([.., x], [o]) = (xs, pairs.into_remainder()) {
+            *o = self.forward(x);
+        }
+    }
+
+    /// One SGD step on the mean loss of the batch; returns the mean loss. Forward two samples
+    /// per iteration, then the update fused into each layer's weight-gradient loop
+    /// ([`Dense::sgd_outer`]): no gradient buffer.
+    pub fn train_step(&mut self, xs: &[[f32; I]], ys: &[[f32; O]], lr: f32) -> f32 {
+        let n = xs.len();
+        assert_eq!(n, ys.len());
+        let step = lr / n as f32;
+        self.h1.resize(n, [0.0; K1]);
+        self.h2.resize(n, [0.0; K2]);
+        self.dh1.resize(n, [0.0; K1]);
+        self.dh2.resize(n, [0.0; K2]);
+        self.dz.resize(n, [0.0; O]);
+        let mut loss = 0.0;
+        for p in 0..n / 2 {
+            let (s, t) = (2 * p, 2 * p + 1);
+            let [a0, a1] = self.h1.get_disjoint_mut([s, t]).unwrap();
+            self.l1.forward2([&xs[s], &xs[t]], [&mut *a0, &mut *a1]);
+            for (a, b) in a0.iter_mut().zip(a1.iter_mut()) {
+                *a = A1::f(*a);
+                *b = A1::f(*b);
+            }
+            let [b0, b1] = self.h2.get_disjoint_mut([s, t]).unwrap();
+            self.l2.forward2([a0, a1], [&mut *b0, &mut *b1]);
+            for (a, b) in b0.iter_mut().zip(b1.iter_mut()) {
+                *a = A2::f(*a);
+                *b = A2::f(*b);
+            }
+            let (mut z0, mut z1) = ([0.0; O], [0.0; O]);
+            self.l3.forward2([b0, b1], [&mut z0, &mut z1]);
+            for (k, z) in [(s, z0), (t, z1)] {
+                loss += self.delta(k, &z, &ys[k], step);
+            }
+        }
+        if n % 2 == 1 {
+            let k = n - 1;
+            (self.h1[k], self.h2[k]) = self.hidden(&xs[k]);
+            let mut z = [0.0; O];
+            self.l3.forward(&self.h2[k], &mut z);
+            loss += self.delta(k, &z, &ys[k], step);
+        }
+        self.l3.sgd_outer(&self.dz, &self.h2);
+        self.l2.sgd_outer(&self.dh2, &self.h1);
+        self.l1.sgd_outer(&self.dh1, xs);
+        loss / n as f32
+    }
+
+    /// Sample `k`'s deltas (scaled by `step`) from its logits `z`; returns its loss.
+    #[inline(always)]
+    fn delta(&mut self, k: usize, z: &[f32; O], y: &[f32; O], step: f32) -> f32 {
+        let dz = &mut self.dz[k];
+        let loss = H::loss_dz(z, y, dz);
+        for d in dz.iter_mut() {
+            *d *= step;
+        }
+        self.l3.backward_input(dz, &mut self.dh2[k]);
+        for (d, &a) in self.dh2[k].iter_mut().zip(&self.h2[k]) {
+            *d *= A2::df_from_out(a);
+        }
+        self.l2.backward_input(&self.dh2[k], &mut self.dh1[k]);
+        for (d, &a) in self.dh1[k].iter_mut().zip(&self.h1[k]) {
+            *d *= A1::df_from_out(a);
+        }
+        loss
     }
 }

@@ -38,11 +38,7 @@ macro_rules! shape {
                 b.iter(|| gen.forward_batch(black_box(&xs), &mut out))
             });
             g.bench_function("handwritten", |b| {
-                b.iter(|| {
-                    for (o, x) in out.iter_mut().zip(black_box(&xs)) {
-                        *o = hand.forward(x);
-                    }
-                })
+                b.iter(|| hand.forward_batch(black_box(&xs), &mut out))
             });
             let cnet = CandleNet::from_params(WIDTHS, gen.params()).unwrap();
             g.bench_function("candle", |b| b.iter(|| cnet.forward(black_box(&x256)).unwrap()));
@@ -64,9 +60,8 @@ macro_rules! shape {
                 })
             });
             let mut hnet = hand.clone();
-            let mut hgrad = Box::new(Hand::zeros());
             g.bench_function("handwritten", |b| {
-                b.iter(|| hnet.train_step(black_box(xb), black_box(yb), &mut hgrad, LR))
+                b.iter(|| hnet.train_step(black_box(xb), black_box(yb), LR))
             });
             let mut cnet = CandleNet::from_params(WIDTHS, gen.params()).unwrap();
             g.bench_function("candle", |b| {

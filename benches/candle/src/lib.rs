@@ -142,10 +142,13 @@ mod tests {
             let (xs, ys) = batch::<$i, $o>(32, 9);
             // Forward.
             let out = cnet.forward(&tensor(&xs)).unwrap().to_vec2::<f32>().unwrap();
+            let mut hout = vec![[0f32; $o]; xs.len()];
+            hand.forward_batch(&xs, &mut hout);
             for (k, x) in xs.iter().enumerate() {
                 let (g, h) = (gen.forward(x), hand.forward(x));
                 for j in 0..$o {
                     assert!((g[j] - h[j]).abs() < 1e-4 && (g[j] - out[k][j]).abs() < 1e-4);
+                    assert!((h[j] - hout[k][j]).abs() < 1e-6);
                 }
             }
             // One SGD step each.
@@ -155,8 +158,7 @@ mod tests {
             for (p, g) in gen2.params_mut().iter_mut().zip(grad.params()) {
                 *p -= LR * g;
             }
-            let mut hgrad = Box::new(Hand::zeros());
-            let lh = hand.train_step(&xs, &ys, &mut hgrad, LR);
+            let lh = hand.train_step(&xs, &ys, LR);
             let lc = cnet.train_step(&tensor(&xs), &tensor(&ys)).unwrap();
             assert!((lg - lh).abs() < 1e-4 && (lg - lc).abs() < 1e-4, "{lg} {lh} {lc}");
             let (ph, pc) = (hand.to_vec(), cnet.params().unwrap());
