@@ -74,6 +74,11 @@ pub struct LaneEmitter<'a> {
     /// Whether a node depends on the sample (`x` or `y`).
     varying: Vec<bool>,
     materialized: Vec<bool>,
+    /// `bias[i] = Some(b)`: product `i` starts its accumulators from the stored vector `b`,
+    /// and the sum `i + b` (whose `alias` is `i`) is never written on its own.
+    bias: Vec<Option<usize>>,
+    /// A sum `W v + b` that is the product's own local (see `bias`).
+    alias: Vec<Option<usize>>,
     counter: std::cell::Cell<usize>,
 }
 
@@ -109,10 +114,36 @@ impl<'a> LaneEmitter<'a> {
                 }
             }
         }
+        // `W v + b` with a stored `b`, where the product has no other use: the product's
+        // accumulators start from `b` (one pass over the layer's outputs fewer).
+        let mut bias = vec![None; n];
+        let mut alias = vec![None; n];
+        for (i, node) in prog.nodes.iter().enumerate() {
+            if let Tensor::Add([a, b]) = node {
+                for (p, q) in [
+                    (usize::from(*a), usize::from(*b)),
+                    (usize::from(*b), usize::from(*a)),
+                ] {
+                    let product = matches!(&prog.nodes[p], Tensor::MatVec([m, _]) if !varying[usize::from(*m)]);
+                    if product
+                        && varying[p]
+                        && uses[p] == 1
+                        && bias[p].is_none()
+                        && matches!(prog.nodes[q], Tensor::Symbol(_))
+                        && !varying[q]
+                        && prog.shapes[q] == prog.shapes[p]
+                    {
+                        bias[p] = Some(q);
+                        alias[i] = Some(p);
+                        break;
+                    }
+                }
+            }
+        }
         let materialized = (0..n)
             .map(|i| {
                 let node = &prog.nodes[i];
-                if node.is_leaf() || matches!(node, Tensor::Transpose(_)) {
+                if node.is_leaf() || matches!(node, Tensor::Transpose(_)) || alias[i].is_some() {
                     return false;
                 }
                 if !varying[i] {
@@ -132,6 +163,8 @@ impl<'a> LaneEmitter<'a> {
             lanes: lanes(scalar),
             varying,
             materialized,
+            bias,
+            alias,
             counter: std::cell::Cell::new(0),
         }
     }
@@ -171,6 +204,7 @@ impl<'a> LaneEmitter<'a> {
 
     /// Element `idx` of node `i` in lane `lane` (ignored for uniform nodes).
     fn elem(&self, i: usize, idx: &[Idx], lane: &Idx) -> TokenStream {
+        let i = self.alias[i].unwrap_or(i);
         if self.materialized[i] {
             let t = Self::local(i);
             return if self.varying[i] {
@@ -269,6 +303,7 @@ impl<'a> LaneEmitter<'a> {
                 // A uniform softmax (its operand does not depend on the sample): the
                 // per-sample helper on the operand's array.
                 let z = usize::from(*z);
+                let z = self.alias[z].unwrap_or(z);
                 let arr = if self.materialized[z] {
                     let t = Self::local(z);
                     quote!(#t)
@@ -338,7 +373,9 @@ impl<'a> LaneEmitter<'a> {
                     Tensor::Symbol(sym) if *sym == sample_symbol() => quote!(xl),
                     Tensor::Symbol(sym) if *sym == target_symbol() => quote!(yl),
                     _ => {
-                        let t = Self::local(usize::from(*z));
+                        // The sum `W v + b` is the product's own array.
+                        let z = usize::from(*z);
+                        let t = Self::local(self.alias[z].unwrap_or(z));
                         quote!(#t)
                     }
                 };
@@ -383,6 +420,15 @@ impl<'a> LaneEmitter<'a> {
                         #fma
                     }
                 });
+                // The accumulators start from the bias, if this product has one.
+                let init = |row: Idx| match self.bias[i] {
+                    Some(b) => {
+                        let e = self.elem(b, &[row], &lane);
+                        quote!([#e; #l])
+                    }
+                    None => quote!([#zero; #l]),
+                };
+                let inits = (0..rb).map(|q| init(Idx::Var(quote!((#jb * #rb + #q)))));
                 let stores = (0..rb).map(|q| {
                     let acc = &accs[q];
                     quote!(#t[#jb * #rb + #q] = #acc;)
@@ -398,7 +444,7 @@ impl<'a> LaneEmitter<'a> {
                     });
                     quote! {
                         for #jb in 0..#blocks {
-                            #(let mut #accs = [#zero; #l];)*
+                            #(let mut #accs = #inits;)*
                             #inner
                             #(#stores)*
                         }
@@ -410,8 +456,9 @@ impl<'a> LaneEmitter<'a> {
                         let w = #w1;
                         #fma
                     });
+                    let start = init(j.clone());
                     jl.wrap(quote! {
-                        let mut acc = [#zero; #l];
+                        let mut acc = #start;
                         #inner
                         #t[#j] = acc;
                     })
