@@ -79,6 +79,9 @@ pub struct LaneEmitter<'a> {
     bias: Vec<Option<usize>>,
     /// A sum `W v + b` that is the product's own local (see `bias`).
     alias: Vec<Option<usize>>,
+    /// While writing a vector in one flat loop (see `write`): the lane index is the flat
+    /// index `q` over `[[T; LANES]; n]`, and varying arrays are read through `as_flattened`.
+    flat: std::cell::Cell<bool>,
     counter: std::cell::Cell<usize>,
 }
 
@@ -165,6 +168,7 @@ impl<'a> LaneEmitter<'a> {
             materialized,
             bias,
             alias,
+            flat: std::cell::Cell::new(false),
             counter: std::cell::Cell::new(0),
         }
     }
@@ -207,13 +211,38 @@ impl<'a> LaneEmitter<'a> {
         let i = self.alias[i].unwrap_or(i);
         if self.materialized[i] {
             let t = Self::local(i);
-            return if self.varying[i] {
-                quote!(#t #([#idx])* [#lane])
-            } else {
+            return if !self.varying[i] {
                 quote!(#t #([#idx])*)
+            } else if self.flat.get() {
+                quote!(#t.as_flattened()[#lane])
+            } else {
+                quote!(#t #([#idx])* [#lane])
             };
         }
         self.compute(i, idx, lane)
+    }
+
+    /// Whether operand `i` of an elementwise vector can be read in one flat loop: it is
+    /// uniform, or a varying array of the vector's shape, or computed inline from such (a
+    /// varying scalar, one per lane, would be read at `q % LANES`, which LLVM does not
+    /// vectorize).
+    fn flat_ok(&self, i: usize) -> bool {
+        let i = self.alias[i].unwrap_or(i);
+        let node = &self.prog.nodes[i];
+        if !self.varying[i] {
+            return true;
+        }
+        if self.prog.shapes[i] == Shape::Scalar {
+            return false;
+        }
+        if self.materialized[i] || node.is_leaf() {
+            return true;
+        }
+        (is_elementwise(node) || matches!(node, Tensor::Fill(_)))
+            && node
+                .children()
+                .iter()
+                .all(|c| self.flat_ok(usize::from(*c)))
     }
 
     fn compute(&self, i: usize, idx: &[Idx], lane: &Idx) -> TokenStream {
@@ -231,6 +260,12 @@ impl<'a> LaneEmitter<'a> {
         }
         match node {
             Tensor::Num(v) => self.lit(v.into_inner()),
+            Tensor::Symbol(s) if *s == sample_symbol() && self.flat.get() => {
+                quote!(xl.as_flattened()[#lane])
+            }
+            Tensor::Symbol(s) if *s == target_symbol() && self.flat.get() => {
+                quote!(yl.as_flattened()[#lane])
+            }
             Tensor::Symbol(s) if *s == sample_symbol() => quote!(xl #([#idx])* [#lane]),
             Tensor::Symbol(s) if *s == target_symbol() => quote!(yl #([#idx])* [#lane]),
             Tensor::Symbol(s) => {
@@ -485,6 +520,34 @@ impl<'a> LaneEmitter<'a> {
                 {
                     let set = self.lane_loop(&s, quote!(#t[#s] = #e;));
                     quote!(let mut #t = [#zero; #l]; #set)
+                }
+            }
+            (_, Shape::Vector(n))
+                if n > 1
+                    && (is_elementwise(node) || matches!(node, Tensor::Fill(_)))
+                    && node
+                        .children()
+                        .iter()
+                        .all(|c| self.flat_ok(usize::from(*c))) =>
+            {
+                // One loop over the flattened `[[T; LANES]; n]`: as nested loops, LLVM
+                // unrolls the lane loop and vectorizes across the outputs with gathers and
+                // scatters instead.
+                let q = self.fresh("q");
+                let total = n * l;
+                self.flat.set(true);
+                let e = self.compute(i, &[Idx::Var(quote!((#q / #l)))], &Idx::Var(quote!(#q)));
+                self.flat.set(false);
+                quote! {
+                    let mut #t = [[#zero; #l]; #n];
+                    {
+                        let flat = #t.as_flattened_mut();
+                        let mut #q = 0usize;
+                        while #q < #total {
+                            flat[#q] = #e;
+                            #q += 1;
+                        }
+                    }
                 }
             }
             (_, Shape::Vector(n)) => {
