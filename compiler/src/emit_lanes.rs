@@ -35,6 +35,10 @@ pub const ROW_BLOCK: usize = 8;
 /// Partial sums over the chunk's samples in a weight-gradient row.
 pub const SAMPLE_SPLIT: usize = 4;
 
+/// Rows of a weight gradient `sum_s u_s v_s^T` summed together in batch code: each input
+/// vector is loaded once for all of them.
+pub const OUTER_ROWS: usize = 4;
+
 const _: () =
     assert!(LANES_F32.is_multiple_of(SAMPLE_SPLIT) && LANES_F64.is_multiple_of(SAMPLE_SPLIT));
 
@@ -599,7 +603,6 @@ impl<'a> LaneEmitter<'a> {
                 let split = SAMPLE_SPLIT;
                 let per = l / SAMPLE_SPLIT;
                 let ((o, ol), (i, il)) = (self.axis("o", rr), self.axis("i", c));
-                let ue = self.elem(u, std::slice::from_ref(&o), &lane);
                 let (pre, row) = match &self.prog.nodes[v] {
                     Tensor::Symbol(sym) if *sym == sample_symbol() => {
                         (quote!(), quote!(xs[base + #s][#i]))
@@ -631,36 +634,96 @@ impl<'a> LaneEmitter<'a> {
                         (quote!(), ve)
                     }
                 };
-                let per_input = il.wrap(quote! {
-                    // SAMPLE_SPLIT independent partial sums over the samples.
-                    let mut part = [#zero; #split];
-                    let mut q = 0usize;
-                    while q < #split {
-                        let mut #s = q * #per;
-                        while #s < (q + 1) * #per {
-                            part[q] = __I::mul_add(us[#s], #row, part[q]);
-                            #s += 1;
+                // OUTER_ROWS rows of the gradient at a time: each input vector of the chunk
+                // (a row of `xs` or of the transposed rows) is loaded once for all of them,
+                // and the chunk's inputs are streamed from cache OUTER_ROWS times fewer.
+                let ob = OUTER_ROWS;
+                let blocks = if c > 1 { rr / ob } else { 0 };
+                let blocked = (blocks > 0).then(|| {
+                    let obv = self.fresh("ob");
+                    let half = l / 2;
+                    let rows: Vec<usize> = (0..ob).collect();
+                    let uss: Vec<Ident> = rows.iter().map(|k| format_ident!("us{}", k)).collect();
+                    let parts: Vec<Ident> =
+                        rows.iter().map(|k| format_ident!("part{}", k)).collect();
+                    let loads = rows.iter().map(|&k| {
+                        let ue = self.elem(u, &[Idx::Var(quote!((#obv * #ob + #k)))], &lane);
+                        let us = &uss[k];
+                        let fill = self.lane_loop(&s, quote!(#us[#s] = #ue;));
+                        quote!(let mut #us = [#zero; #l]; #fill)
+                    });
+                    let fmas = rows.iter().map(|&k| {
+                        let (us, part) = (&uss[k], &parts[k]);
+                        quote!(#part[h] = __I::mul_add(#us[#s], xv, #part[h]);)
+                    });
+                    let adds = rows.iter().map(|&k| {
+                        let part = &parts[k];
+                        quote!(#dest[#obv * #ob + #k][#i] += #part[0] + #part[1];)
+                    });
+                    let per_input = il.wrap(quote! {
+                        // Two partial sums per row (the two halves of the chunk).
+                        #(let mut #parts = [#zero; 2];)*
+                        let mut h = 0usize;
+                        while h < 2 {
+                            let mut #s = h * #half;
+                            while #s < (h + 1) * #half {
+                                let xv = #row;
+                                #(#fmas)*
+                                #s += 1;
+                            }
+                            h += 1;
                         }
-                        q += 1;
+                        #(#adds)*
+                    });
+                    quote! {
+                        for #obv in 0..#blocks {
+                            #(#loads)*
+                            #per_input
+                        }
                     }
-                    let mut a = g[#i];
-                    let mut q = 0usize;
-                    while q < #split {
-                        a += part[q];
-                        q += 1;
-                    }
-                    g[#i] = a;
                 });
-                let load_us = self.lane_loop(&s, quote!(us[#s] = #ue;));
-                let per_output = ol.wrap(quote! {
-                    let mut us = [#zero; #l];
-                    #load_us
-                    let g = &mut #dest[#o];
-                    #per_input
+                let rest_rows = (rr - blocks * ob > 0).then(|| {
+                    let (o, ol) = match (blocks, &o) {
+                        (0, _) => (o.clone(), ol),
+                        _ => {
+                            let v = self.fresh("o");
+                            let from = blocks * ob;
+                            (Idx::Var(quote!(#v)), Axis(Some((v, quote!(#from..#rr)))))
+                        }
+                    };
+                    let ue = self.elem(u, std::slice::from_ref(&o), &lane);
+                    let per_input = il.wrap(quote! {
+                        // SAMPLE_SPLIT independent partial sums over the samples.
+                        let mut part = [#zero; #split];
+                        let mut q = 0usize;
+                        while q < #split {
+                            let mut #s = q * #per;
+                            while #s < (q + 1) * #per {
+                                part[q] = __I::mul_add(us[#s], #row, part[q]);
+                                #s += 1;
+                            }
+                            q += 1;
+                        }
+                        let mut a = g[#i];
+                        let mut q = 0usize;
+                        while q < #split {
+                            a += part[q];
+                            q += 1;
+                        }
+                        g[#i] = a;
+                    });
+                    let load_us = self.lane_loop(&s, quote!(us[#s] = #ue;));
+                    ol.wrap(quote! {
+                        let mut us = [#zero; #l];
+                        #load_us
+                        let g = &mut #dest[#o];
+                        #per_input
+                    })
                 });
                 quote! {
                     #pre
-                    #per_output
+                    #blocked
+                    #rest_rows
                 }
             }
             (_, Shape::Scalar) => {
