@@ -42,7 +42,9 @@ pub fn max_mask<T: Scalar, const N: usize>(z: &[T; N]) -> [T; N] {
 }
 
 /// [`max_mask`] of each lane (sample) of `z`.
-#[inline]
+// Always inlined: called from the batch code's `#[target_feature]` copies, whose vector
+// units a separate function would not use.
+#[inline(always)]
 pub fn max_mask_lanes<T: Scalar, const N: usize, const L: usize>(z: &[[T; L]; N]) -> [[T; L]; N] {
     let mut best = [0usize; L];
     for (j, row) in z.iter().enumerate() {
@@ -241,7 +243,9 @@ pub fn dot<T: Scalar, const N: usize>(a: &[T; N], b: &[T; N]) -> T {
 }
 
 /// [`softmax`] of every lane of `z` (`z[l][s]` is logit `l` of sample `s`).
-#[inline]
+// Always inlined: called from the batch code's `#[target_feature]` copies, whose vector
+// units a separate function would not use.
+#[inline(always)]
 pub fn softmax_lanes<T: Scalar, const N: usize, const L: usize>(z: &[[T; L]; N]) -> [[T; L]; N] {
     let mut m = z[0];
     for row in z.iter() {
@@ -270,7 +274,9 @@ pub fn softmax_lanes<T: Scalar, const N: usize, const L: usize>(z: &[[T; L]; N])
 }
 
 /// [`logsumexp`] of every lane of `z`.
-#[inline]
+// Always inlined: called from the batch code's `#[target_feature]` copies, whose vector
+// units a separate function would not use.
+#[inline(always)]
 pub fn logsumexp_lanes<T: Scalar, const N: usize, const L: usize>(z: &[[T; L]; N]) -> [T; L] {
     let mut m = z[0];
     for row in z.iter() {
