@@ -59,6 +59,10 @@ pub struct Emitter<'a> {
     scalar: ScalarType,
     paths: &'a HashMap<Symbol, TokenStream>,
     materialized: Vec<bool>,
+    /// `bias[i] = Some(b)`: the sum of rows `i` (`W^T^T v`, see `write`) starts from the
+    /// stored vector `b`, and the sum `i + b` (whose `alias` is `i`) is never computed.
+    bias: Vec<Option<usize>>,
+    alias: Vec<Option<usize>>,
     counter: std::cell::Cell<usize>,
 }
 
@@ -315,13 +319,40 @@ impl<'a> Emitter<'a> {
                     || prog.shapes[i] == Shape::Scalar
             })
             .collect();
-        Emitter {
+        let mut emitter = Emitter {
             prog,
             scalar,
             paths,
             materialized,
+            bias: vec![None; n],
+            alias: vec![None; n],
             counter: std::cell::Cell::new(0),
+        };
+        // `W^T^T v + b` with a stored `b`, where the product has no other use and is written
+        // as a sum of rows: its accumulator starts from `b` (a pass over the outputs fewer).
+        for (i, node) in prog.nodes.iter().enumerate() {
+            let Tensor::Add([a, b]) = node else { continue };
+            for (p, q) in [
+                (usize::from(*a), usize::from(*b)),
+                (usize::from(*b), usize::from(*a)),
+            ] {
+                let rows = matches!(&prog.nodes[p], Tensor::MatVec([m, _])
+                    if matches!(prog.nodes[usize::from(*m)], Tensor::Transpose(_)));
+                if rows
+                    && uses[p] == 1
+                    && !emitter.unroll(p)
+                    && emitter.bias[p].is_none()
+                    && matches!(prog.nodes[q], Tensor::Symbol(_))
+                    && prog.shapes[q] == prog.shapes[p]
+                {
+                    emitter.bias[p] = Some(q);
+                    emitter.alias[i] = Some(p);
+                    emitter.materialized[i] = false;
+                    break;
+                }
+            }
         }
+        emitter
     }
 
     fn fresh(&self, prefix: &str) -> Ident {
@@ -352,6 +383,7 @@ impl<'a> Emitter<'a> {
 
     /// The element `idx` of node `i`, as a reference when materialized.
     fn elem(&self, i: usize, idx: &[Idx]) -> TokenStream {
+        let i = self.alias[i].unwrap_or(i);
         if self.materialized[i] {
             let t = Self::local(i);
             return quote!(#t #([#idx])*);
@@ -361,6 +393,10 @@ impl<'a> Emitter<'a> {
 
     /// The element `idx` of node `i`, computed from its operands.
     fn compute(&self, i: usize, idx: &[Idx]) -> TokenStream {
+        if let Some(p) = self.alias[i] {
+            // The sum is the product's own array, bias included.
+            return self.elem(p, idx);
+        }
         let node = &self.prog.nodes[i];
         // The index of an operand of an elementwise op: none for a broadcast scalar.
         let sub = |k: usize| -> TokenStream {
@@ -446,6 +482,7 @@ impl<'a> Emitter<'a> {
     /// A place expression for the whole of node `i`, if it is stored as an array: a symbol or
     /// a materialized node.
     fn whole(&self, i: usize) -> Option<TokenStream> {
+        let i = self.alias[i].unwrap_or(i);
         if self.materialized[i] {
             let t = Self::local(i);
             return Some(quote!(#t));
@@ -552,8 +589,12 @@ impl<'a> Emitter<'a> {
                 let wel = self.elem(w, &[Idx::Var(quote!(#o)), Idx::Var(quote!(#j))]);
                 let gv = self.elem(v, &[Idx::Var(quote!(#o))]);
                 let g = self.fresh("g");
+                let start = match self.bias[i] {
+                    Some(b) => self.whole(b).expect("a stored bias"),
+                    None => quote!([#zero; #cols]),
+                };
                 return quote! {
-                    let mut #name = [#zero; #cols];
+                    let mut #name = #start;
                     for #o in 0..#rows {
                         let #g = #gv;
                         for #j in 0..#cols {
