@@ -710,11 +710,12 @@ impl<M: Model> Scratch<M> {
 
 /// The least estimated work, in FLOPs, that a chunk of a batch must carry before the trainer
 /// gives it a thread of its own: below it, waking a thread and summing one more gradient cost
-/// more than they save. Measured with `cargo bench --bench threads` with every batch split
-/// (BENCHMARKS.md, 2-core AMD EPYC): chunks of 16 samples of 64-32-10 (0.13 MFLOP by its
-/// `GRADIENT_FLOPS`) made two threads 1.6x slower than one; chunks of 128 samples (1.1 MFLOP)
-/// made them 1.25x faster, and chunks of 16 samples of 784-128-10 (4.9 MFLOP) 1.29x faster.
-pub const MIN_CHUNK_FLOPS: usize = 1_000_000;
+/// more than they save. Measured with `cargo bench --bench threads` (BENCHMARKS.md, 2-core
+/// AMD EPYC): when the threshold was 1 MFLOP, chunks of 16 samples of 784-128-10 (4.9 MFLOP
+/// by its `GRADIENT_FLOPS`) made two threads 0.94x as fast as one once the batch code ran at
+/// about 100 GFLOP/s, and chunks of 128 samples (39 MFLOP) 1.6x faster. Earlier, slower batch
+/// code paid off from about 1 MFLOP.
+pub const MIN_CHUNK_FLOPS: usize = 8_000_000;
 
 /// How many chunks a batch of `samples`, each costing `flops`, is split into on `threads`
 /// threads: one per thread, but only as many as carry [`MIN_CHUNK_FLOPS`] each, at least one.
