@@ -178,8 +178,9 @@ impl ToTokens for Idx {
 /// without a library call (`Scalar::exp_fast` and its kin: polynomials in `f32`, the library
 /// in `f64`), so that the loop over a batch's samples vectorizes. One sample's code keeps the
 /// library forms: LLVM unrolls its short loops and does not vectorize the polynomial there,
-/// and one at a time the library is faster (`forward` of 64-32-10 with a sigmoid hidden
-/// layer: 165 ns with the polynomial, 156 ns with the library, plain build, Zen 5).
+/// and one at a time the library is faster (`prepare().forward` of 64-32-10 with a sigmoid
+/// hidden layer, `benches/candle`: 165 ns with the polynomial, 156 ns with the library,
+/// plain build, Zen 5).
 pub(crate) fn elementwise_expr(
     node: &Tensor,
     sub: impl Fn(usize) -> TokenStream,
