@@ -195,8 +195,10 @@ fn copy_sample(
     out.nodes.len() - 1
 }
 
-/// The fewest rows of a matrix stored input-major by [`store_input_major`]: below it the
-/// outputs are too few to fill a vector, and a dot product per row is as good.
+/// The fewest rows of a matrix stored input-major by [`store_input_major`]: a one-row matrix
+/// (a single output) stays a dot product, which has something to vectorize. 2 and 4 measured
+/// the same (`cargo bench --bench nets -- '^forward/'`: the 3-row output of 4-16-3 is the only
+/// matrix between them).
 pub const INPUT_MAJOR_ROWS: usize = 2;
 
 /// Stores input-major (transposed) every frontier matrix of at least [`INPUT_MAJOR_ROWS`] rows
