@@ -6,8 +6,8 @@ use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAss
 /// A floating-point scalar: `f32` or `f64`.
 ///
 /// Besides arithmetic it carries the elementwise functions of the network language, each written
-/// so that it is finite for every finite input: [`Scalar::sigmoid`] never evaluates `exp` of a
-/// positive number, [`Scalar::softplus`] is `max(x, 0) + ln(1 + exp(-|x|))`.
+/// so that it is finite for every finite input: in [`Scalar::sigmoid`], `1 / (1 + e^-x)`, an
+/// overflowing `e^-x` gives `0`, and [`Scalar::softplus`] is `max(x, 0) + ln(1 + exp(-|x|))`.
 ///
 /// With the `std` feature the transcendental functions are the standard library's; without it
 /// they come from `libm`, so generated code works in `#![no_std]` crates.
@@ -112,29 +112,20 @@ pub trait Scalar:
             other
         }
     }
-    /// The logistic function `1 / (1 + e^-x)`, without overflow for any `x`.
+    /// The logistic function `1 / (1 + e^-x)`, finite for every `x`: where `e^-x` overflows
+    /// (`x` below about -88 in `f32`, -709 in `f64`) the result is `0`, within the smallest
+    /// normal number of the exact value. Written as the plain formula: the form that
+    /// exponentiates `-|x|` and selects needed a multiply and a select more on the critical
+    /// path (2-4-1 `prepare().forward` 17.3 ns against 13.4 ns in `benches/nets`).
     #[inline(always)]
     fn sigmoid(self) -> Self {
-        // exp of a non-positive number only: e = e^-|x| is in (0, 1].
-        let e = (-self.abs()).exp();
-        let r = Self::ONE / (Self::ONE + e);
-        if self >= Self::ZERO {
-            r
-        } else {
-            e * r
-        }
+        Self::ONE / (Self::ONE + (-self).exp())
     }
     /// [`Scalar::sigmoid`] with [`Scalar::exp_fast`]: what batch code (samples across SIMD
     /// lanes) calls, so that the loop vectorizes.
     #[inline(always)]
     fn sigmoid_fast(self) -> Self {
-        let e = (-self.abs()).exp_fast();
-        let r = Self::ONE / (Self::ONE + e);
-        if self >= Self::ZERO {
-            r
-        } else {
-            e * r
-        }
+        Self::ONE / (Self::ONE + (-self).exp_fast())
     }
     /// [`Scalar::exp_fast`]. Generated code no longer calls it; it stays because `Scalar` is
     /// public and callers may.
