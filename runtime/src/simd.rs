@@ -19,26 +19,51 @@ use crate::Scalar;
 
 /// How the generated lane code multiplies and adds.
 pub trait Isa {
+    /// The bytes of one vector register: blocks of the weight-gradient loop are one register
+    /// wide, so that a block's inputs for half a chunk's samples stay in registers.
+    const VECTOR_BYTES: usize;
     /// `a * b + c`.
     fn mul_add<T: Scalar>(a: T, b: T, c: T) -> T;
 }
+
+/// The vector register of the build's own target, in bytes.
+const BASELINE_BYTES: usize = if cfg!(target_feature = "avx512f") {
+    64
+} else if cfg!(target_feature = "avx") {
+    32
+} else {
+    16
+};
 
 /// The build's own instruction set: one fused multiply-add only where the build targets FMA,
 /// a multiplication and an addition otherwise.
 pub struct Baseline;
 
 impl Isa for Baseline {
+    const VECTOR_BYTES: usize = BASELINE_BYTES;
     #[inline(always)]
     fn mul_add<T: Scalar>(a: T, b: T, c: T) -> T {
         a.mul_add(b, c)
     }
 }
 
-/// A processor with FMA (the code runs inside a `#[target_feature(enable = "fma")]` function):
-/// one fused multiply-add instruction.
+/// AVX2 and FMA (the code runs inside a `#[target_feature(enable = "avx2,fma")]` function):
+/// one fused multiply-add instruction, 32-byte registers.
 pub struct Fused;
 
 impl Isa for Fused {
+    const VECTOR_BYTES: usize = 32;
+    #[inline(always)]
+    fn mul_add<T: Scalar>(a: T, b: T, c: T) -> T {
+        a.fused_mul_add(b, c)
+    }
+}
+
+/// AVX-512F and FMA: as [`Fused`], with 64-byte registers.
+pub struct Fused512;
+
+impl Isa for Fused512 {
+    const VECTOR_BYTES: usize = 64;
     #[inline(always)]
     fn mul_add<T: Scalar>(a: T, b: T, c: T) -> T {
         a.fused_mul_add(b, c)
@@ -140,7 +165,7 @@ macro_rules! __symnet_multiversion {
             $crate::__private::simd::SimdLevel::Avx512 => unsafe {
                 $crate::__private::simd::with_avx512(
                     #[inline(always)]
-                    || $recv.$f::<$crate::__private::simd::Fused>($($arg),*),
+                    || $recv.$f::<$crate::__private::simd::Fused512>($($arg),*),
                 )
             },
             // SAFETY: as above.
