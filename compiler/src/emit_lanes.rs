@@ -32,6 +32,9 @@ pub const LANES_F64: usize = 8;
 /// chains; 8 cover the latency of an FMA at two per cycle).
 pub const ROW_BLOCK: usize = 8;
 
+/// [`ROW_BLOCK`] in the AVX-512 copy of batch code, which has 32 vector registers.
+pub const WIDE_ROW_BLOCK: usize = 16;
+
 /// Partial sums over the chunk's samples in a weight-gradient row.
 pub const SAMPLE_SPLIT: usize = 4;
 
@@ -433,33 +436,8 @@ impl<'a> LaneEmitter<'a> {
                 // samples is loaded once for all of them.
                 let (m, v) = (usize::from(*m), usize::from(*v));
                 let c = self.prog.shapes[v].len();
-                let blocks = r / ROW_BLOCK;
-                let rb = ROW_BLOCK;
-                let jb = self.fresh("jb");
                 let (k, kl) = self.axis("k", c);
-                // The rows after the blocks: one is a constant index.
-                let (j, jl) = if r - blocks * ROW_BLOCK == 1 {
-                    (Idx::Const(r - 1), Axis(None))
-                } else {
-                    let j = self.fresh("j");
-                    let from = blocks * ROW_BLOCK;
-                    (Idx::Var(quote!(#j)), Axis(Some((j, quote!(#from..#r)))))
-                };
-                let w1 = self.elem(m, &[j.clone(), k.clone()], &lane);
                 let x = self.elem(v, std::slice::from_ref(&k), &lane);
-                // The rows of a block are written out, one accumulator each: as a loop, LLVM
-                // vectorizes across the rows with gathers instead of across the samples.
-                let accs: Vec<Ident> = (0..rb).map(|q| format_ident!("rowacc{}", q)).collect();
-                let rows = (0..rb).map(|q| {
-                    let acc = &accs[q];
-                    let w = self.elem(m, &[Idx::Var(quote!((#jb * #rb + #q))), k.clone()], &lane);
-                    let fma =
-                        self.lane_loop(&s, quote!(#acc[#s] = __I::mul_add(w, xk[#s], #acc[#s]);));
-                    quote! {
-                        let w = #w;
-                        #fma
-                    }
-                });
                 // The accumulators start from the bias, if this product has one.
                 let init = |row: Idx| match self.bias[i] {
                     Some(b) => {
@@ -468,45 +446,95 @@ impl<'a> LaneEmitter<'a> {
                     }
                     None => quote!([#zero; #l]),
                 };
-                let inits = (0..rb).map(|q| init(Idx::Var(quote!((#jb * #rb + #q)))));
-                let stores = (0..rb).map(|q| {
-                    let acc = &accs[q];
-                    quote!(#t[#jb * #rb + #q] = #acc;)
-                });
-                // Only the parts the shape has: a network of narrow layers would otherwise
-                // carry an empty block loop per product, and its build time grows with them.
-                let blocked = (blocks > 0).then(|| {
-                    let load = self.lane_loop(&s, quote!(xk[#s] = #x;));
-                    let inner = kl.wrap(quote! {
-                        let mut xk = [#zero; #l];
-                        #load
-                        #(#rows)*
+                // Rows `from..to`: blocks of `rb` rows, then the rest one at a time.
+                let rows_code = |rb: usize, from: usize, to: usize| {
+                    let blocks = (to - from) / rb;
+                    let jb = self.fresh("jb");
+                    let first = |q: usize| Idx::Var(quote!((#from + #jb * #rb + #q)));
+                    // The rows after the blocks: one is a constant index.
+                    let after = from + blocks * rb;
+                    let (j, jl) = if to - after == 1 {
+                        (Idx::Const(to - 1), Axis(None))
+                    } else {
+                        let j = self.fresh("j");
+                        (Idx::Var(quote!(#j)), Axis(Some((j, quote!(#after..#to)))))
+                    };
+                    let w1 = self.elem(m, &[j.clone(), k.clone()], &lane);
+                    // The rows of a block are written out, one accumulator each: as a loop,
+                    // LLVM vectorizes across the rows with gathers instead of across the
+                    // samples.
+                    let accs: Vec<Ident> = (0..rb).map(|q| format_ident!("rowacc{}", q)).collect();
+                    let rows = (0..rb).map(|q| {
+                        let acc = &accs[q];
+                        let w = self.elem(m, &[first(q), k.clone()], &lane);
+                        let fma = self
+                            .lane_loop(&s, quote!(#acc[#s] = __I::mul_add(w, xk[#s], #acc[#s]);));
+                        quote! {
+                            let w = #w;
+                            #fma
+                        }
                     });
-                    quote! {
-                        for #jb in 0..#blocks {
-                            #(let mut #accs = #inits;)*
+                    let inits = (0..rb).map(|q| init(first(q)));
+                    let stores = (0..rb).map(|q| {
+                        let acc = &accs[q];
+                        let row = first(q);
+                        quote!(#t[#row] = #acc;)
+                    });
+                    // Only the parts the shape has: a network of narrow layers would otherwise
+                    // carry an empty block loop per product, and its build time grows with
+                    // them.
+                    let blocked = (blocks > 0).then(|| {
+                        let load = self.lane_loop(&s, quote!(xk[#s] = #x;));
+                        let inner = kl.wrap(quote! {
+                            let mut xk = [#zero; #l];
+                            #load
+                            #(#rows)*
+                        });
+                        quote! {
+                            for #jb in 0..#blocks {
+                                #(let mut #accs = #inits;)*
+                                #inner
+                                #(#stores)*
+                            }
+                        }
+                    });
+                    let rest = (to > after).then(|| {
+                        let fma =
+                            self.lane_loop(&s, quote!(acc[#s] = __I::mul_add(w, #x, acc[#s]);));
+                        let inner = kl.wrap(quote! {
+                            let w = #w1;
+                            #fma
+                        });
+                        let start = init(j.clone());
+                        jl.wrap(quote! {
+                            let mut acc = #start;
                             #inner
-                            #(#stores)*
+                            #t[#j] = acc;
+                        })
+                    });
+                    quote!(#blocked #rest)
+                };
+                let narrow = rows_code(ROW_BLOCK, 0, r);
+                // With 32 vector registers (AVX-512) twice the rows: twice the chains, and each
+                // vector of samples loaded once for 16 rows.
+                let wide_rows = r / WIDE_ROW_BLOCK * WIDE_ROW_BLOCK;
+                let body = if wide_rows > 0 {
+                    let wide = rows_code(WIDE_ROW_BLOCK, 0, wide_rows);
+                    let after = (wide_rows < r).then(|| rows_code(ROW_BLOCK, wide_rows, r));
+                    quote! {
+                        if __I::VECTOR_BYTES >= 64 {
+                            #wide
+                            #after
+                        } else {
+                            #narrow
                         }
                     }
-                });
-                let rest = (r % rb > 0).then(|| {
-                    let fma = self.lane_loop(&s, quote!(acc[#s] = __I::mul_add(w, #x, acc[#s]);));
-                    let inner = kl.wrap(quote! {
-                        let w = #w1;
-                        #fma
-                    });
-                    let start = init(j.clone());
-                    jl.wrap(quote! {
-                        let mut acc = #start;
-                        #inner
-                        #t[#j] = acc;
-                    })
-                });
+                } else {
+                    narrow
+                };
                 quote! {
                     let mut #t = [[#zero; #l]; #r];
-                    #blocked
-                    #rest
+                    #body
                 }
             }
             (Tensor::Sum(v), Shape::Scalar) => {
