@@ -615,7 +615,7 @@ fn check_data<M: Model>(net: &M, data: &Dataset<M::Scalar>) -> Result<(), TrainE
     let targets = net.targets();
     // One branch-free pass over each array first; rows are searched only to locate a problem.
     let (xs_finite, ys_finite) = (all_finite(data.xs()), all_finite(data.ys()));
-    if xs_finite && ys_finite && targets == Targets::Real {
+    if xs_finite && ys_finite && targets_ok(targets, data.ys(), data.outputs()) {
         return Ok(());
     }
     for row in 0..data.len() {
@@ -647,6 +647,31 @@ fn check_data<M: Model>(net: &M, data: &Dataset<M::Scalar>) -> Result<(), TrainE
 fn all_finite<T: Scalar>(v: &[T]) -> bool {
     v.chunks(1024)
         .all(|block| block.iter().fold(true, |ok, x| ok & x.is_finite()))
+}
+
+/// Whether every row of the finite targets `ys` (rows of `width`) is what `targets` asks for,
+/// by the rules of [`check_targets`], in one pass without an early exit per value (a row-by-row
+/// check of 16,384 one-hot rows of 10 took about 0.2 ms of a 2.8 ms full-batch epoch of
+/// 64-32-10, before any thread started).
+fn targets_ok<T: Scalar>(targets: Targets, ys: &[T], width: usize) -> bool {
+    match targets {
+        Targets::Real => true,
+        Targets::Probabilities => ys.chunks(1024).all(|block| {
+            block
+                .iter()
+                .fold(true, |ok, &v| ok & (v >= T::ZERO) & (v <= T::ONE))
+        }),
+        Targets::Distribution => ys.chunks(width * 64).all(|block| {
+            block.chunks_exact(width).fold(true, |ok, row| {
+                let (mut sum, mut non_negative) = (0.0f64, true);
+                for &v in row {
+                    sum += v.to_f64();
+                    non_negative &= v >= T::ZERO;
+                }
+                ok & non_negative & ((sum - 1.0).abs() <= SUM_TOLERANCE)
+            })
+        }),
+    }
 }
 
 /// Whether the finite target row `y` is what `targets` asks for; else why not.
@@ -1656,6 +1681,32 @@ pub(crate) mod tests {
         // Soft targets in [0, 1] are fine.
         let data = Dataset::new(vec![1.0, 2.0], vec![0.25, 1.0], 1, 1).unwrap();
         assert!(mean_loss(&net, &data).is_ok());
+    }
+
+    #[test]
+    fn the_one_pass_target_check_agrees_with_the_row_check() {
+        let rows: [&[f64]; 8] = [
+            &[0.0, 1.0],
+            &[0.5, 0.5],
+            &[1.0, 0.0005],
+            &[1.0, 0.002],
+            &[-0.0, 1.0],
+            &[-0.1, 1.1],
+            &[1.2, -0.2],
+            &[0.3, 0.3],
+        ];
+        for targets in [Targets::Real, Targets::Probabilities, Targets::Distribution] {
+            for row in rows {
+                assert_eq!(
+                    targets_ok(targets, row, 2),
+                    check_targets(targets, row).is_ok(),
+                    "{targets:?} {row:?}"
+                );
+            }
+            let all: Vec<f64> = rows.concat();
+            let each = rows.iter().all(|r| check_targets(targets, r).is_ok());
+            assert_eq!(targets_ok(targets, &all, 2), each, "{targets:?}");
+        }
     }
 
     #[test]
