@@ -337,9 +337,7 @@ impl<'a> Emitter<'a> {
                 (usize::from(*a), usize::from(*b)),
                 (usize::from(*b), usize::from(*a)),
             ] {
-                let rows = matches!(&prog.nodes[p], Tensor::MatVec([m, _])
-                    if matches!(prog.nodes[usize::from(*m)], Tensor::Transpose(_)));
-                if rows
+                if emitter.sum_of_rows(p)
                     && uses[p] == 1
                     && emitter.bias[p].is_none()
                     && matches!(prog.nodes[q], Tensor::Symbol(_))
@@ -549,6 +547,22 @@ impl<'a> Emitter<'a> {
         .max(shape.len())
     }
 
+    /// Whether node `i` is `W^T^T v` written as a sum of rows of the stored `W^T` (see
+    /// `write`): always, except a product small enough to unroll whose stored matrix is one
+    /// row or one column, which the unrolled form computes the same way with less code.
+    fn sum_of_rows(&self, i: usize) -> bool {
+        let Tensor::MatVec([m, _]) = &self.prog.nodes[i] else {
+            return false;
+        };
+        let Tensor::Transpose(w) = &self.prog.nodes[usize::from(*m)] else {
+            return false;
+        };
+        match self.prog.shapes[usize::from(*w)] {
+            Shape::Matrix(r, c) => !(self.unroll(i) && (r < 2 || c < 2)),
+            _ => false,
+        }
+    }
+
     fn unroll(&self, i: usize) -> bool {
         self.work(i) <= UNROLL_LIMIT && self.prog.shapes[i].len() <= UNROLL_ELEMENTS
     }
@@ -585,7 +599,8 @@ impl<'a> Emitter<'a> {
         // FMA lengthens every link (4 cycles against 2 for an add on Zen 5). Measured with
         // `-C target-cpu=native` (`forward/*/prepared` in `benches/nets`): 64-32-10 131 ns
         // to 87 ns, 784-128-10 3.34 us to 2.07 us. Builds without FMA do the same as before.
-        if let (Tensor::MatVec([m, v]), Dest::Local(name)) = (node, dest) {
+        if let (Tensor::MatVec([m, v]), Dest::Local(name), true) = (node, dest, self.sum_of_rows(i))
+        {
             if let Tensor::Transpose(w) = &self.prog.nodes[usize::from(*m)] {
                 let w = usize::from(*w);
                 let v = usize::from(*v);
