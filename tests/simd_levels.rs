@@ -2,9 +2,9 @@
 //! baseline body, the AVX2 + FMA one and the AVX-512 one (see `symnet::__private::simd`), each
 //! checked against the one-sample functions: an f64 network, an f32 one whose sigmoid, tanh
 //! and softplus take the batch code's polynomial forms, and an f32 one wide enough for the
-//! register-blocked products and weight gradients (16-row blocks with rows after them, input
-//! blocks with inputs after them, at each level's width). One test, since the level is per
-//! process.
+//! register-blocked products and weight gradients: 16-row blocks with rows after them, and
+//! weight gradients of 21 inputs, so that register-wide input blocks leave inputs over at
+//! every level's width (4, 8 or 16 `f32`). One test, since the level is per process.
 
 use symnet::__private::simd::{detected, set_simd_level, SimdLevel};
 use symnet::network;
@@ -13,7 +13,7 @@ network! {
     struct Wide<f64> { input: 20, h1: dense(40) -> relu, h2: dense(24) -> tanh, out: dense(10) -> softmax, loss: cross_entropy }
 }
 network! {
-    struct Broad<f32> { input: 20, h: dense(40) -> tanh, out: dense(17), loss: mse }
+    struct Broad<f32> { input: 21, h: dense(40) -> tanh, out: dense(17), loss: mse }
 }
 network! {
     struct Narrow<f32> { input: 3, h: dense(5) -> sigmoid, h2: dense(4) -> tanh, h3: dense(4) -> softplus, out: dense(2), loss: mse }
@@ -84,7 +84,7 @@ fn every_level_agrees_with_the_one_sample_functions() {
         .map(|x| x.map(|v| v as f32))
         .collect();
     let broad = Broad::init(5);
-    let xb: Vec<[f32; 20]> = inputs::<20>(n, 4)
+    let xb: Vec<[f32; 21]> = inputs::<21>(n, 4)
         .iter()
         .map(|x| x.map(|v| v as f32))
         .collect();

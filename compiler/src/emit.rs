@@ -549,7 +549,8 @@ impl<'a> Emitter<'a> {
 
     /// Whether node `i` is `W^T^T v` written as a sum of rows of the stored `W^T` (see
     /// `write`): always, except a product small enough to unroll whose stored matrix is one
-    /// row or one column, which the unrolled form computes the same way with less code.
+    /// row or one column, where the unrolled form has no strided reads or horizontal sums
+    /// either (the same sums, rounded in another order) and is less code.
     fn sum_of_rows(&self, i: usize) -> bool {
         let Tensor::MatVec([m, _]) = &self.prog.nodes[i] else {
             return false;
@@ -597,8 +598,9 @@ impl<'a> Emitter<'a> {
         // Each row is added as a product and a sum, not a fused multiply-add: one sample has
         // few accumulators, so the chain of additions into each is what limits it, and an
         // FMA lengthens every link (4 cycles against 2 for an add on Zen 5). Measured with
-        // `-C target-cpu=native` (`forward/*/prepared` in `benches/nets`): 64-32-10 131 ns
-        // to 87 ns, 784-128-10 3.34 us to 2.07 us. Builds without FMA do the same as before.
+        // `-C target-cpu=native` (`forward/*/prepared` in `benches/nets`, before and after
+        // this change in one session): 64-32-10 131 ns to 87 ns, 784-128-10 3.34 us to
+        // 2.07 us. Builds without FMA do the same as before.
         if let (Tensor::MatVec([m, v]), Dest::Local(name), true) = (node, dest, self.sum_of_rows(i))
         {
             if let Tensor::Transpose(w) = &self.prog.nodes[usize::from(*m)] {

@@ -161,8 +161,9 @@ impl<'a> LaneEmitter<'a> {
                     // Uniform values (`seed` times constants) are scalars, computed once.
                     return prog.shapes[i] == Shape::Scalar || uses[i] > 1 || gathered[i];
                 }
-                // An outer product is read in place (its operands are materialized): a
-                // weight-gradient root is summed over the chunk straight from them.
+                // An outer product is read in place (from its operands, materialized or, for
+                // `u`, copied into a lane array first): a weight-gradient root is summed over
+                // the chunk straight from them.
                 let in_place = elementwise(node) || matches!(node, Tensor::Outer(_));
                 !in_place || uses[i] > 1 || gathered[i]
             })
@@ -770,27 +771,30 @@ impl<'a> LaneEmitter<'a> {
                         #(#stores)*
                     }
                 };
+                // Only the parts the shape has (build time): whole row blocks, single rows
+                // after them, and the inputs after the last whole register, which no
+                // register width leaves when `c` is a multiple of the widest.
                 let (ob, whole) = (OUTER_ROWS, rr / OUTER_ROWS * OUTER_ROWS);
-                let blocked = block(ob);
-                let single = block(1);
-                quote! {
-                    #pre
-                    #upre
-                    {
-                        let ib: usize = __I::VECTOR_BYTES / ::core::mem::size_of::<#ty>();
-                        let mut #i0 = 0usize;
-                        while #i0 + ib <= #c {
-                            let mut #o = 0usize;
-                            while #o < #whole {
-                                #blocked
-                                #o += #ob;
-                            }
-                            while #o < #rr {
-                                #single
-                                #o += 1;
-                            }
-                            #i0 += ib;
+                let blocked = (whole > 0).then(|| {
+                    let b = block(ob);
+                    quote! {
+                        while #o < #whole {
+                            #b
+                            #o += #ob;
                         }
+                    }
+                });
+                let single = (rr > whole).then(|| {
+                    let b = block(1);
+                    quote! {
+                        while #o < #rr {
+                            #b
+                            #o += 1;
+                        }
+                    }
+                });
+                let tail = (c % most != 0).then(|| {
+                    quote! {
                         // Inputs left over (fewer than a register): one at a time, with
                         // SAMPLE_SPLIT independent partial sums over the samples.
                         let #t = 0usize;
@@ -818,6 +822,21 @@ impl<'a> LaneEmitter<'a> {
                             }
                             #i0 += 1;
                         }
+                    }
+                });
+                quote! {
+                    #pre
+                    #upre
+                    {
+                        let ib: usize = __I::VECTOR_BYTES / ::core::mem::size_of::<#ty>();
+                        let mut #i0 = 0usize;
+                        while #i0 + ib <= #c {
+                            let mut #o = 0usize;
+                            #blocked
+                            #single
+                            #i0 += ib;
+                        }
+                        #tail
                     }
                 }
             }

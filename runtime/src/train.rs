@@ -196,7 +196,8 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Threads for batch gradients: `1` computes serially; `n > 1` splits each batch into up
     /// to `n` chunks computed on a pool of `n` threads (built on the first such call and kept
-    /// for the process, so later calls start no threads); `0` uses rayon's global pool and up to
+    /// for the process, so later calls start no threads; concurrent calls with the same `n`
+    /// share it and wait for its threads); `0` uses rayon's global pool and up to
     /// one chunk per thread. A batch is only split into chunks that each carry
     /// [`MIN_CHUNK_FLOPS`] of work, so small batches of small networks stay serial (the
     /// threshold was measured on one 2-core machine; see BENCHMARKS.md). The result equals the serial one up to floating-point
