@@ -659,23 +659,8 @@ impl<'a> LaneEmitter<'a> {
                     Tensor::Symbol(sym) if *sym == sample_symbol() => rows_of(quote!(xs)),
                     Tensor::Symbol(sym) if *sym == target_symbol() => rows_of(quote!(ys)),
                     _ if self.varying[v] => {
-                        let vt = self.fresh("rows");
-                        let ((a, al), b) = (self.axis("a", c), self.fresh("b"));
-                        let ve = self.elem(v, std::slice::from_ref(&a), &Idx::Var(quote!(#b)));
-                        let fill = al.wrap(quote! {
-                            let mut #b = 0usize;
-                            while #b < #l {
-                                #vt[#b][#a] = #ve;
-                                #b += 1;
-                            }
-                        });
-                        (
-                            quote! {
-                                let mut #vt = [[#zero; #c]; #l];
-                                #fill
-                            },
-                            quote!(#vt[#s][#i0 + #t]),
-                        )
+                        let (pre, vt) = self.sample_rows(v, c);
+                        (pre, quote!(#vt[#s][#i0 + #t]))
                     }
                     _ => {
                         let col = Idx::Var(quote!((#i0 + #t)));
@@ -862,6 +847,30 @@ impl<'a> LaneEmitter<'a> {
         }
     }
 
+    /// Statements that copy varying vector `v` (of `c` elements) of every lane into a local
+    /// `[[T; c]; LANES]`, one sample's row after another, and that local's name: the rows of
+    /// `v` contiguous, as a weight gradient `sum_s u_s v_s^T` reads them.
+    fn sample_rows(&self, v: usize, c: usize) -> (TokenStream, Ident) {
+        let (l, zero) = (self.lanes, self.lit(0.0));
+        let vt = self.fresh("rows");
+        let ((a, al), b) = (self.axis("a", c), self.fresh("b"));
+        let ve = self.elem(v, std::slice::from_ref(&a), &Idx::Var(quote!(#b)));
+        let fill = al.wrap(quote! {
+            let mut #b = 0usize;
+            while #b < #l {
+                #vt[#b][#a] = #ve;
+                #b += 1;
+            }
+        });
+        (
+            quote! {
+                let mut #vt = [[#zero; #c]; #l];
+                #fill
+            },
+            vt,
+        )
+    }
+
     /// [`Self::add_root`] of an outer product `sum_s u_s v_s^T` whose rows are shorter than an
     /// AVX-512 register: `OUTER_ROWS` rows at a time for each input, two partial sums each (the
     /// halves of the chunk), and rows after the last block in `SAMPLE_SPLIT` partial sums. (The
@@ -889,23 +898,8 @@ impl<'a> LaneEmitter<'a> {
             Tensor::Symbol(sym) if *sym == sample_symbol() => (quote!(), quote!(xs[base + #s][#i])),
             Tensor::Symbol(sym) if *sym == target_symbol() => (quote!(), quote!(ys[base + #s][#i])),
             _ if self.varying[v] => {
-                let vt = self.fresh("rows");
-                let ((a, al), b) = (self.axis("a", c), self.fresh("b"));
-                let ve = self.elem(v, std::slice::from_ref(&a), &Idx::Var(quote!(#b)));
-                let fill = al.wrap(quote! {
-                    let mut #b = 0usize;
-                    while #b < #l {
-                        #vt[#b][#a] = #ve;
-                        #b += 1;
-                    }
-                });
-                (
-                    quote! {
-                        let mut #vt = [[#zero; #c]; #l];
-                        #fill
-                    },
-                    quote!(#vt[#s][#i]),
-                )
+                let (pre, vt) = self.sample_rows(v, c);
+                (pre, quote!(#vt[#s][#i]))
             }
             _ => {
                 let ve = self.elem(v, std::slice::from_ref(&i), lane);
