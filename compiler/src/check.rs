@@ -32,6 +32,16 @@ pub enum ScalarType {
     F64,
 }
 
+impl ScalarType {
+    /// The bytes of one value.
+    pub fn bytes(self) -> usize {
+        match self {
+            ScalarType::F32 => 4,
+            ScalarType::F64 => 8,
+        }
+    }
+}
+
 /// A layer's activation: a catalog entry with its hyperparameters, or a user's formula.
 #[derive(Clone, Debug)]
 pub struct Activation {

@@ -617,14 +617,10 @@ impl<'a> Emitter<'a> {
                     None => quote!([#zero; #cols]),
                 };
                 // Short rows (one vector register or less of outputs) fill too few registers
-                // to hide the multiply-add's latency: a chain of `rows` dependent
-                // multiply-adds. Two sums, of even and of odd rows, halve the chain (measured
-                // no better, and spilling in SSE2 builds, for longer rows).
-                let bytes = match self.scalar {
-                    ScalarType::F32 => 4,
-                    ScalarType::F64 => 8,
-                };
-                if cols * bytes <= 64 && rows >= 8 {
+                // to hide the addition's latency: a chain of `rows` dependent additions. Two
+                // sums, of even and of odd rows, halve the chain (measured no better, and
+                // spilling in SSE2 builds, for longer rows).
+                if cols * self.scalar.bytes() <= 64 && rows >= 8 {
                     let pairs = rows / 2;
                     let w0 = self.elem(w, &[Idx::Var(quote!((2 * #o))), Idx::Var(quote!(#j))]);
                     let w1 = self.elem(w, &[Idx::Var(quote!((2 * #o + 1))), Idx::Var(quote!(#j))]);

@@ -635,12 +635,10 @@ impl<'a> LaneEmitter<'a> {
                 // across the input loop, and they spilled.
                 let (u, v) = (usize::from(*u), usize::from(*v));
                 let ty = self.ty();
-                let bytes: usize = match self.scalar {
-                    ScalarType::F32 => 4,
-                    ScalarType::F64 => 8,
-                };
-                if c * bytes < 64 {
-                    return self.outer_narrow(u, v, rr, c, dest, &s, &lane);
+                // Elements of the widest register (AVX-512, 64 bytes).
+                let most = 64 / self.scalar.bytes();
+                if c < most {
+                    return self.outer_narrow(u, v, rr, c, dest, &s);
                 }
                 let (i0, t, o) = (self.fresh("i"), self.fresh("t"), self.fresh("o"));
                 // The chunk's rows of `xs` or `ys` as one array: no bounds check per sample.
@@ -659,7 +657,7 @@ impl<'a> LaneEmitter<'a> {
                     Tensor::Symbol(sym) if *sym == sample_symbol() => rows_of(quote!(xs)),
                     Tensor::Symbol(sym) if *sym == target_symbol() => rows_of(quote!(ys)),
                     _ if self.varying[v] => {
-                        let (pre, vt) = self.sample_rows(v, c);
+                        let (pre, vt) = self.lane_copy(v, c, true);
                         (pre, quote!(#vt[#s][#i0 + #t]))
                     }
                     _ => {
@@ -667,46 +665,33 @@ impl<'a> LaneEmitter<'a> {
                         (quote!(), self.elem(v, std::slice::from_ref(&col), &lane))
                     }
                 };
-                // `u` as a lane array, read at (row, sample) inside the loops.
+                // `u` of row `o + k` in `lane`, read inside the loops: from its own lane
+                // array, or from a copy when it is computed inline.
                 let ui = self.alias[u].unwrap_or(u);
-                let mut upre_kind: Option<Ident> = None;
-                let (upre, ue) = if self.materialized[ui] {
-                    (quote!(), self.elem(u, &[Idx::Var(quote!(#o))], &lane))
+                let (upre, us) = if self.materialized[ui] {
+                    (quote!(), None)
                 } else {
-                    let us = self.fresh("us");
-                    upre_kind = Some(us.clone());
-                    let ((a, al), b) = (self.axis("a", rr), self.fresh("b"));
-                    let e = self.elem(u, std::slice::from_ref(&a), &Idx::Var(quote!(#b)));
-                    let fill = al.wrap(quote! {
-                        let mut #b = 0usize;
-                        while #b < #l {
-                            #us[#a][#b] = #e;
-                            #b += 1;
-                        }
-                    });
-                    (
-                        quote! {
-                            let mut #us = [[#zero; #l]; #rr];
-                            #fill
-                        },
-                        quote!(#us[#o][#s]),
-                    )
+                    let (pre, us) = self.lane_copy(u, rr, false);
+                    (pre, Some(us))
+                };
+                let ue_at = |k: usize, lane: TokenStream| {
+                    let row = if k == 0 {
+                        quote!(#o)
+                    } else {
+                        quote!((#o + #k))
+                    };
+                    match &us {
+                        Some(us) => quote!(#us[#row][#lane]),
+                        None => self.elem(u, &[Idx::Var(row)], &Idx::Var(lane)),
+                    }
                 };
                 let half = l / 2;
-                let most = 64 / bytes;
                 let (split, per) = (SAMPLE_SPLIT, l / SAMPLE_SPLIT);
                 // `rows` rows of the gradient from row `o` on: per row, two accumulators (the
                 // two halves of the chunk's samples), so 2 * rows independent chains.
                 let block = |rows: usize| {
                     let ks: Vec<usize> = (0..rows).collect();
                     let acc: Vec<Ident> = ks.iter().map(|k| format_ident!("acc{}", k)).collect();
-                    let ue_at = |k: usize, lane: TokenStream| {
-                        let ok = Idx::Var(quote!((#o + #k)));
-                        match &upre_kind {
-                            Some(us) => quote!(#us[#o + #k][#lane]),
-                            None => self.elem(u, std::slice::from_ref(&ok), &Idx::Var(lane)),
-                        }
-                    };
                     let fmas = ks.iter().map(|&k| {
                         let a = &acc[k];
                         let (u0, u1) = (ue_at(k, quote!(#s)), ue_at(k, quote!((#s + #half))));
@@ -779,6 +764,7 @@ impl<'a> LaneEmitter<'a> {
                     }
                 });
                 let tail = (c % most != 0).then(|| {
+                    let ue = ue_at(0, quote!(#s));
                     quote! {
                         // Inputs left over (fewer than a register): one at a time, with
                         // SAMPLE_SPLIT independent partial sums over the samples.
@@ -847,27 +833,32 @@ impl<'a> LaneEmitter<'a> {
         }
     }
 
-    /// Statements that copy varying vector `v` (of `c` elements) of every lane into a local
-    /// `[[T; c]; LANES]`, one sample's row after another, and that local's name: the rows of
-    /// `v` contiguous, as a weight gradient `sum_s u_s v_s^T` reads them.
-    fn sample_rows(&self, v: usize, c: usize) -> (TokenStream, Ident) {
+    /// Statements that copy varying vector `v` (of `n` elements) of every lane into a local,
+    /// and that local's name: `[[T; n]; LANES]` (one sample's row after another, as a weight
+    /// gradient `sum_s u_s v_s^T` reads `v`) when `by_sample`, else `[[T; LANES]; n]`.
+    fn lane_copy(&self, v: usize, n: usize, by_sample: bool) -> (TokenStream, Ident) {
         let (l, zero) = (self.lanes, self.lit(0.0));
-        let vt = self.fresh("rows");
-        let ((a, al), b) = (self.axis("a", c), self.fresh("b"));
-        let ve = self.elem(v, std::slice::from_ref(&a), &Idx::Var(quote!(#b)));
+        let name = self.fresh(if by_sample { "rows" } else { "us" });
+        let ((a, al), b) = (self.axis("a", n), self.fresh("b"));
+        let e = self.elem(v, std::slice::from_ref(&a), &Idx::Var(quote!(#b)));
+        let (place, array) = if by_sample {
+            (quote!(#name[#b][#a]), quote!([[#zero; #n]; #l]))
+        } else {
+            (quote!(#name[#a][#b]), quote!([[#zero; #l]; #n]))
+        };
         let fill = al.wrap(quote! {
             let mut #b = 0usize;
             while #b < #l {
-                #vt[#b][#a] = #ve;
+                #place = #e;
                 #b += 1;
             }
         });
         (
             quote! {
-                let mut #vt = [[#zero; #c]; #l];
+                let mut #name = #array;
                 #fill
             },
-            vt,
+            name,
         )
     }
 
@@ -876,7 +867,6 @@ impl<'a> LaneEmitter<'a> {
     /// halves of the chunk), and rows after the last block in `SAMPLE_SPLIT` partial sums. (The
     /// register-blocked form of `add_root` measured slower on such narrow inputs: 4-16-3
     /// `train_step_32` 0.71 us against 1.10 us.)
-    #[allow(clippy::too_many_arguments)]
     fn outer_narrow(
         &self,
         u: usize,
@@ -885,9 +875,9 @@ impl<'a> LaneEmitter<'a> {
         c: usize,
         dest: &TokenStream,
         s: &Ident,
-        lane: &Idx,
     ) -> TokenStream {
         let l = self.lanes;
+        let lane = &Idx::Var(quote!(#s));
         let zero = self.lit(0.0);
         // sum_s u_s v_s^T with the rows of v contiguous: a row of the gradient stays in
         // registers while the chunk's samples are added into it.
@@ -898,7 +888,7 @@ impl<'a> LaneEmitter<'a> {
             Tensor::Symbol(sym) if *sym == sample_symbol() => (quote!(), quote!(xs[base + #s][#i])),
             Tensor::Symbol(sym) if *sym == target_symbol() => (quote!(), quote!(ys[base + #s][#i])),
             _ if self.varying[v] => {
-                let (pre, vt) = self.sample_rows(v, c);
+                let (pre, vt) = self.lane_copy(v, c, true);
                 (pre, quote!(#vt[#s][#i]))
             }
             _ => {
