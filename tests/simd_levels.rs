@@ -26,6 +26,14 @@ fn inputs<const N: usize>(n: usize, seed: u64) -> Vec<[f64; N]> {
         .collect()
 }
 
+/// [`inputs`] as `f32`.
+fn inputs_f32<const N: usize>(n: usize, seed: u64) -> Vec<[f32; N]> {
+    inputs::<N>(n, seed)
+        .iter()
+        .map(|x| x.map(|v| v as f32))
+        .collect()
+}
+
 fn one_hot<const N: usize>(n: usize) -> Vec<[f64; N]> {
     (0..n)
         .map(|i| std::array::from_fn(|j| (j == i % N) as u8 as f64))
@@ -75,23 +83,11 @@ fn every_level_agrees_with_the_one_sample_functions() {
     let wide = Wide::init(3);
     let (xs, ys) = (inputs::<20>(n, 1), one_hot::<10>(n));
     let narrow = Narrow::init(4);
-    let xn: Vec<[f32; 3]> = inputs::<3>(n, 2)
-        .iter()
-        .map(|x| x.map(|v| v as f32))
-        .collect();
-    let yn: Vec<[f32; 2]> = inputs::<2>(n, 3)
-        .iter()
-        .map(|x| x.map(|v| v as f32))
-        .collect();
+    let xn = inputs_f32::<3>(n, 2);
+    let yn = inputs_f32::<2>(n, 3);
     let broad = Broad::init(5);
-    let xb: Vec<[f32; 21]> = inputs::<21>(n, 4)
-        .iter()
-        .map(|x| x.map(|v| v as f32))
-        .collect();
-    let yb: Vec<[f32; 17]> = inputs::<17>(n, 5)
-        .iter()
-        .map(|x| x.map(|v| v as f32))
-        .collect();
+    let xb = inputs_f32::<21>(n, 4);
+    let yb = inputs_f32::<17>(n, 5);
     for level in levels {
         assert_eq!(set_simd_level(level), level);
         agree!(level, wide, Wide, xs, ys, f64, 1e-12);

@@ -777,7 +777,7 @@ fn chunk_count(threads: usize, samples: usize, flops: usize) -> usize {
 enum Pool {
     Serial,
     Global,
-    Own(Arc<rayon::ThreadPool>, usize),
+    Own(Arc<rayon::ThreadPool>),
 }
 
 /// The process's pool of `threads` threads, built on first use and kept, so that a `train`
@@ -805,7 +805,7 @@ impl Pool {
         match self {
             Pool::Serial => 1,
             Pool::Global => rayon::current_num_threads(),
-            Pool::Own(_, n) => *n,
+            Pool::Own(pool) => pool.current_num_threads(),
         }
     }
 
@@ -840,7 +840,7 @@ impl Pool {
                 .for_each(|(part, c)| part.loss = part.gradient(net, data, c, scale))
         };
         match self {
-            Pool::Own(pool, _) => pool.install(|| run(parts)),
+            Pool::Own(pool) => pool.install(|| run(parts)),
             _ => run(parts),
         }
         // `par_chunks` may give fewer chunks than buffers (the last batch of an epoch).
@@ -1001,7 +1001,7 @@ where
     let split = |threads: usize| chunk_count(threads, batch, net.gradient_flops()) > 1;
     let pool = match config.threads {
         0 if split(rayon::current_num_threads()) => Pool::Global,
-        t if t > 1 && split(t) => Pool::Own(shared_pool(t)?, t),
+        t if t > 1 && split(t) => Pool::Own(shared_pool(t)?),
         _ => Pool::Serial,
     };
     let bar = if config.progress {
