@@ -237,7 +237,8 @@ pub fn exp_f32(x: f32) -> f32 {
     // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer for |t| < 2^22.
     const ROUND: f32 = 12_582_912.0;
     let xc = x.clamp(-87.3, 88.3);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = (xc - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0
@@ -245,7 +246,12 @@ pub fn exp_f32(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // `t` lies in [2^23, 2^24), where the unit in the last place is 1: its low mantissa bits
+    // are `n + 2^22`, so `2^n` is built with integer operations alone. (`n as i32` is a
+    // saturating conversion, which LLVM does not vectorize: every lane's exponential became
+    // scalar code.)
+    let ni = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
     let y = p * scale;
     if x.is_nan() {
         x
