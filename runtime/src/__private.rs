@@ -10,6 +10,19 @@ pub use core;
 pub mod simd;
 pub use crate::__symnet_multiversion as multiversion;
 
+/// `f(s)` for each lane `s` in `0..N` of a batch chunk. The generated chunk bodies call this
+/// instead of writing each lane loop inline: LLVM unrolls the loop here, once per closure, and
+/// inlines the straight-line result, which keeps its loop passes from growing superlinearly
+/// with the number of loops in one body (the build time of a deep network).
+#[inline]
+pub fn lanes<const N: usize>(mut f: impl FnMut(usize)) {
+    let mut s = 0;
+    while s < N {
+        f(s);
+        s += 1;
+    }
+}
+
 /// `softmax(z)_l = e^(z_l - max z) / sum_k e^(z_k - max z)`: never overflows.
 #[inline]
 pub fn softmax<T: Scalar, const N: usize>(z: &[T; N]) -> [T; N] {
