@@ -597,12 +597,19 @@ impl<'a> Items<'a> {
     /// `has_y`), sample `s` of the chunk in lane `s`.
     fn chunk_setup(&self, lanes: usize, has_y: bool) -> TokenStream {
         let (ty, n_in, n_out) = (&self.ty, self.n_in, self.n_out);
+        // The chunk's rows as one fixed-size array: with a bounds check per sample, LLVM built
+        // each lane vector one element at a time; without, the transpose is shuffles.
         let x_setup = quote! {
             let base = chunk * #lanes;
             let mut xl = [[0.0 as #ty; #lanes]; #n_in];
-            for s in 0..#lanes {
-                for k in 0..#n_in {
-                    xl[k][s] = xs[base + s][k];
+            {
+                let rows: &[[#ty; #n_in]; #lanes] =
+                    ::core::convert::TryFrom::try_from(&xs[base..base + #lanes])
+                        .expect("a chunk of the batch");
+                for s in 0..#lanes {
+                    for k in 0..#n_in {
+                        xl[k][s] = rows[s][k];
+                    }
                 }
             }
         };
@@ -611,9 +618,14 @@ impl<'a> Items<'a> {
         }
         let y_setup = quote! {
             let mut yl = [[0.0 as #ty; #lanes]; #n_out];
-            for s in 0..#lanes {
-                for k in 0..#n_out {
-                    yl[k][s] = ys[base + s][k];
+            {
+                let rows: &[[#ty; #n_out]; #lanes] =
+                    ::core::convert::TryFrom::try_from(&ys[base..base + #lanes])
+                        .expect("a chunk of the batch");
+                for s in 0..#lanes {
+                    for k in 0..#n_out {
+                        yl[k][s] = rows[s][k];
+                    }
                 }
             }
         };
