@@ -597,8 +597,10 @@ impl<'a> Items<'a> {
     /// `has_y`), sample `s` of the chunk in lane `s`.
     fn chunk_setup(&self, lanes: usize, has_y: bool) -> TokenStream {
         let (ty, n_in, n_out) = (&self.ty, self.n_in, self.n_out);
-        // The chunk's rows as one fixed-size array: with a bounds check per sample, LLVM built
-        // each lane vector one element at a time; without, the transpose is shuffles.
+        // The chunk's rows as one fixed-size array (with a bounds check per sample, LLVM built
+        // each lane vector one element at a time), read one input at a time across the
+        // chunk's samples (`forward_batch_256/784-128-10`, native: 321 us sample-major, 290 us
+        // input-major).
         let x_setup = quote! {
             let base = chunk * #lanes;
             let mut xl = [[0.0 as #ty; #lanes]; #n_in];
@@ -606,8 +608,8 @@ impl<'a> Items<'a> {
                 let rows: &[[#ty; #n_in]; #lanes] =
                     ::core::convert::TryFrom::try_from(&xs[base..base + #lanes])
                         .expect("a chunk of the batch");
-                for s in 0..#lanes {
-                    for k in 0..#n_in {
+                for k in 0..#n_in {
+                    for s in 0..#lanes {
                         xl[k][s] = rows[s][k];
                     }
                 }
@@ -622,8 +624,8 @@ impl<'a> Items<'a> {
                 let rows: &[[#ty; #n_out]; #lanes] =
                     ::core::convert::TryFrom::try_from(&ys[base..base + #lanes])
                         .expect("a chunk of the batch");
-                for s in 0..#lanes {
-                    for k in 0..#n_out {
+                for k in 0..#n_out {
+                    for s in 0..#lanes {
                         yl[k][s] = rows[s][k];
                     }
                 }
