@@ -202,6 +202,12 @@ impl<'a> LaneEmitter<'a> {
     /// type's docs for why).
     fn lane_loop(&self, s: &Ident, body: TokenStream) -> TokenStream {
         let l = self.lanes;
+        if calls_function(&body) {
+            // An activation or loss term (`exp` and its kin): as a loop in place, LLVM's loop
+            // vectorizer takes it whole; unrolled inside `lanes`, the SLP vectorizer left the
+            // 16 copies scalar (`forward_batch_256/2-4-1`, native: its sigmoid output).
+            return quote!({ let mut #s = 0usize; while #s < #l { #body #s += 1; } });
+        }
         quote!(#KRATE::__private::lanes::<#l>(|#s: usize| { #body });)
     }
 
@@ -1000,7 +1006,27 @@ impl<'a> LaneEmitter<'a> {
         let j = self.fresh("j");
         let n = self.prog.shapes[r].len();
         let e = self.elem(r, &[Idx::Var(quote!(#j))], &Idx::Var(quote!(#s)));
-        self.lane_loop(&s, quote!(for #j in 0..#n { #out[base + #s][#j] = #e; }))
+        let (l, ty, zero) = (self.lanes, self.ty(), self.lit(0.0));
+        // Computed across the lanes first (a vector loop), then stored into the chunk's rows
+        // taken as one array: computed inside the store, per sample with a bounds check, an
+        // output activation stayed scalar.
+        let compute = self.lane_loop(&s, quote!(vals[#j][#s] = #e;));
+        quote! {
+            {
+                let mut vals = [[#zero; #l]; #n];
+                for #j in 0..#n {
+                    #compute
+                }
+                let rows: &mut [[#ty; #n]; #l] =
+                    ::core::convert::TryFrom::try_from(&mut #out[base..base + #l])
+                        .expect("a chunk of the batch");
+                for #s in 0..#l {
+                    for #j in 0..#n {
+                        rows[#s][#j] = vals[#j][#s];
+                    }
+                }
+            }
+        }
     }
 
     /// The chunk body: every materialized node, then each root into its destination.
@@ -1019,4 +1045,26 @@ impl<'a> LaneEmitter<'a> {
         }
         out
     }
+}
+
+/// Whether `body` calls a function other than `mul_add`: a runtime function such as
+/// `ScalarTrait::sigmoid_fast`.
+fn calls_function(body: &TokenStream) -> bool {
+    use proc_macro2::{Delimiter, TokenTree};
+    let mut callee: Option<Ident> = None;
+    for tt in body.clone() {
+        match tt {
+            TokenTree::Group(g) => {
+                let call = g.delimiter() == Delimiter::Parenthesis
+                    && callee.as_ref().is_some_and(|f| f != "mul_add");
+                if call || calls_function(&g.stream()) {
+                    return true;
+                }
+                callee = None;
+            }
+            TokenTree::Ident(i) => callee = Some(i),
+            _ => callee = None,
+        }
+    }
+    false
 }
