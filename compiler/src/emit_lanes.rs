@@ -63,7 +63,8 @@ pub enum LaneDest {
     Rows(TokenStream),
 }
 
-/// Every loop over a chunk's lanes outside the weight-gradient kernels is a call
+/// Every loop over a chunk's lanes outside the weight-gradient kernels whose body calls no
+/// function (`exp` and its kin stay loops in place, for the loop vectorizer) is a call
 /// `__private::lanes::<L>(|s| ..)`, not a loop written in the body. LLVM unrolls each such loop
 /// inside its own small function and inlines the straight-line result (each closure is called
 /// once), and the borrow checker checks each closure on its own. With hundreds of loops in one
@@ -204,8 +205,8 @@ impl<'a> LaneEmitter<'a> {
         let l = self.lanes;
         if calls_function(&body) {
             // An activation or loss term (`exp` and its kin): as a loop in place, LLVM's loop
-            // vectorizer takes it whole; unrolled inside `lanes`, the SLP vectorizer left the
-            // 16 copies scalar (`forward_batch_256/2-4-1`, native: its sigmoid output).
+            // vectorizer takes it whole; inside `lanes` it would be unrolled 16 times around a
+            // polynomial and left to the SLP vectorizer.
             return quote!({ let mut #s = 0usize; while #s < #l { #body #s += 1; } });
         }
         quote!(#KRATE::__private::lanes::<#l>(|#s: usize| { #body });)
