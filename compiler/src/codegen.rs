@@ -11,7 +11,7 @@ use quote::{format_ident, quote};
 use crate::check::Net;
 use crate::driver::Compiled;
 use crate::emit::{scalar_lit, scalar_type, Dest, Emitter};
-use crate::emit_lanes::{LaneDest, LaneEmitter};
+use crate::emit_lanes::{chunk_rows, LaneDest, LaneEmitter};
 use crate::hoist::Split;
 use crate::ir::{bias_symbol, sample_symbol, seed_symbol, target_symbol, weight_symbol, Shape};
 use crate::simplify::Program;
@@ -597,6 +597,8 @@ impl<'a> Items<'a> {
     /// `has_y`), sample `s` of the chunk in lane `s`.
     fn chunk_setup(&self, lanes: usize, has_y: bool) -> TokenStream {
         let (ty, n_in, n_out) = (&self.ty, self.n_in, self.n_out);
+        let xs_rows = chunk_rows(&quote!(xs), ty, n_in, lanes, false);
+        let ys_rows = chunk_rows(&quote!(ys), ty, n_out, lanes, false);
         // The chunk's rows as one fixed-size array (with a bounds check per sample, LLVM built
         // each lane vector one element at a time), read one input at a time across the
         // chunk's samples (`forward_batch_256/784-128-10`, native: 321 us sample-major, 290 us
@@ -605,9 +607,7 @@ impl<'a> Items<'a> {
             let base = chunk * #lanes;
             let mut xl = [[0.0 as #ty; #lanes]; #n_in];
             {
-                let rows: &[[#ty; #n_in]; #lanes] =
-                    ::core::convert::TryFrom::try_from(&xs[base..base + #lanes])
-                        .expect("a chunk of the batch");
+                let rows = #xs_rows;
                 for k in 0..#n_in {
                     for s in 0..#lanes {
                         xl[k][s] = rows[s][k];
@@ -621,9 +621,7 @@ impl<'a> Items<'a> {
         let y_setup = quote! {
             let mut yl = [[0.0 as #ty; #lanes]; #n_out];
             {
-                let rows: &[[#ty; #n_out]; #lanes] =
-                    ::core::convert::TryFrom::try_from(&ys[base..base + #lanes])
-                        .expect("a chunk of the batch");
+                let rows = #ys_rows;
                 for k in 0..#n_out {
                     for s in 0..#lanes {
                         yl[k][s] = rows[s][k];

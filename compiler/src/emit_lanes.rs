@@ -63,8 +63,7 @@ pub enum LaneDest {
     Rows(TokenStream),
 }
 
-/// Every loop over a chunk's lanes outside the weight-gradient kernels whose body calls no
-/// function (`exp` and its kin stay loops in place, for the loop vectorizer) is a call
+/// Every loop over a chunk's lanes outside the weight-gradient kernels is a call
 /// `__private::lanes::<L>(|s| ..)`, not a loop written in the body. LLVM unrolls each such loop
 /// inside its own small function and inlines the straight-line result (each closure is called
 /// once), and the borrow checker checks each closure on its own. With hundreds of loops in one
@@ -203,12 +202,6 @@ impl<'a> LaneEmitter<'a> {
     /// type's docs for why).
     fn lane_loop(&self, s: &Ident, body: TokenStream) -> TokenStream {
         let l = self.lanes;
-        if calls_function(&body) {
-            // An activation or loss term (`exp` and its kin): as a loop in place, LLVM's loop
-            // vectorizer takes it whole; inside `lanes` it would be unrolled 16 times around a
-            // polynomial and left to the SLP vectorizer.
-            return quote!({ let mut #s = 0usize; while #s < #l { #body #s += 1; } });
-        }
         quote!(#KRATE::__private::lanes::<#l>(|#s: usize| { #body });)
     }
 
@@ -658,10 +651,9 @@ impl<'a> LaneEmitter<'a> {
                 let rows_of = |name: TokenStream| {
                     let r = self.fresh("chunk");
                     (
-                        quote! {
-                            let #r: &[[#ty; #c]; #l] =
-                                ::core::convert::TryFrom::try_from(&#name[base..base + #l])
-                                    .expect("a chunk of the batch");
+                        {
+                            let rows = chunk_rows(&name, &ty, c, l, false);
+                            quote!(let #r = #rows;)
                         },
                         quote!(#r[#s][#i0 + #t]),
                     )
@@ -1012,15 +1004,14 @@ impl<'a> LaneEmitter<'a> {
         // taken as one array: computed inside the store, per sample with a bounds check, an
         // output activation stayed scalar.
         let compute = self.lane_loop(&s, quote!(vals[#j][#s] = #e;));
+        let rows = chunk_rows(out, &ty, n, l, true);
         quote! {
             {
                 let mut vals = [[#zero; #l]; #n];
                 for #j in 0..#n {
                     #compute
                 }
-                let rows: &mut [[#ty; #n]; #l] =
-                    ::core::convert::TryFrom::try_from(&mut #out[base..base + #l])
-                        .expect("a chunk of the batch");
+                let rows = #rows;
                 for #s in 0..#l {
                     for #j in 0..#n {
                         rows[#s][#j] = vals[#j][#s];
@@ -1048,24 +1039,21 @@ impl<'a> LaneEmitter<'a> {
     }
 }
 
-/// Whether `body` calls a function other than `mul_add`: a runtime function such as
-/// `ScalarTrait::sigmoid_fast`.
-fn calls_function(body: &TokenStream) -> bool {
-    use proc_macro2::{Delimiter, TokenTree};
-    let mut callee: Option<Ident> = None;
-    for tt in body.clone() {
-        match tt {
-            TokenTree::Group(g) => {
-                let call = g.delimiter() == Delimiter::Parenthesis
-                    && callee.as_ref().is_some_and(|f| f != "mul_add");
-                if call || calls_function(&g.stream()) {
-                    return true;
-                }
-                callee = None;
-            }
-            TokenTree::Ident(i) => callee = Some(i),
-            _ => callee = None,
-        }
+/// The chunk's rows of the batch slice `name` (rows of `n` values of type `ty`) as one
+/// `&[[ty; n]; lanes]` (`&mut` when `mutable`): one bounds check for the chunk instead of one
+/// per sample, which kept LLVM from vectorizing the loops that read or write them.
+pub(crate) fn chunk_rows(
+    name: &TokenStream,
+    ty: &TokenStream,
+    n: usize,
+    lanes: usize,
+    mutable: bool,
+) -> TokenStream {
+    let m = mutable.then(|| quote!(mut));
+    quote! {
+        <&#m [[#ty; #n]; #lanes] as ::core::convert::TryFrom<_>>::try_from(
+            &#m #name[base..base + #lanes],
+        )
+        .expect("a chunk of the batch")
     }
-    false
 }
