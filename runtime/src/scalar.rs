@@ -452,6 +452,47 @@ mod tests {
     }
 
     #[test]
+    fn exp_f32_exponent_from_bits_equals_the_saturating_conversion() {
+        // The form `exp_f32` had before its exponent came from the bits of `t`.
+        fn with_cast(x: f32) -> f32 {
+            let xc = x.clamp(-87.3, 88.3);
+            let n = (xc * core::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+            let r = (xc - n * 0.693_145_75) - n * 1.428_606_8e-6;
+            let p = 1.0
+                + r * (1.0
+                    + r * (0.5
+                        + r * (1.0 / 6.0
+                            + r * (1.0 / 24.0
+                                + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+            p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+        }
+        let mut x = -100.0f32;
+        while x < 100.0 {
+            assert_eq!(
+                super::exp_f32(x).to_bits(),
+                with_cast(x).to_bits(),
+                "x = {x}"
+            );
+            x += 0.000_97;
+        }
+        for x in [
+            -87.3,
+            88.3,
+            -0.0,
+            f32::MIN,
+            f32::MAX,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ] {
+            assert_eq!(
+                super::exp_f32(x).to_bits(),
+                with_cast(x).to_bits(),
+                "x = {x}"
+            );
+        }
+    }
+
+    #[test]
     fn exp_f32_is_within_two_ulp_of_the_correctly_rounded_result() {
         let mut worst: f64 = 0.0;
         let mut x = -87.0f32;
