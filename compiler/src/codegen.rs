@@ -600,34 +600,22 @@ impl<'a> Items<'a> {
         let xs_rows = chunk_rows(&quote!(xs), ty, n_in, lanes, false);
         let ys_rows = chunk_rows(&quote!(ys), ty, n_out, lanes, false);
         // The chunk's rows as one fixed-size array (with a bounds check per sample, LLVM built
-        // each lane vector one element at a time), read one input at a time across the
-        // chunk's samples (`forward_batch_256/784-128-10`, native: 321 us sample-major, 290 us
-        // input-major).
+        // each lane vector one element at a time), transposed by whole registers
+        // (`__private::simd::transpose`): written as a loop here, LLVM built the lane vectors
+        // with scatters, or one lane at a time where it fused the loop into the first layer.
         let x_setup = quote! {
             let base = chunk * #lanes;
             let mut xl = [[0.0 as #ty; #lanes]; #n_in];
-            {
-                let rows = #xs_rows;
-                for k in 0..#n_in {
-                    for s in 0..#lanes {
-                        xl[k][s] = rows[s][k];
-                    }
-                }
-            }
+            // SAFETY: this body runs on the units `__I` names (`multiversion!`).
+            unsafe { #KRATE::__private::simd::transpose::<__I, #ty, #lanes, #n_in>(#xs_rows, &mut xl) };
         };
         if !has_y {
             return x_setup;
         }
         let y_setup = quote! {
             let mut yl = [[0.0 as #ty; #lanes]; #n_out];
-            {
-                let rows = #ys_rows;
-                for k in 0..#n_out {
-                    for s in 0..#lanes {
-                        yl[k][s] = rows[s][k];
-                    }
-                }
-            }
+            // SAFETY: as above.
+            unsafe { #KRATE::__private::simd::transpose::<__I, #ty, #lanes, #n_out>(#ys_rows, &mut yl) };
         };
         quote!(#x_setup #y_setup)
     }

@@ -174,9 +174,10 @@ impl ToTokens for Idx {
 
 /// The expression of an elementwise operation applied to its operands' element expressions
 /// (`None` for other operations). Shared by the per-sample and the batch emitters. With
-/// `fast` (batch code), `exp`, `sigmoid`, `tanh` and `softplus` take the runtime's forms
-/// without a library call (`Scalar::exp_fast` and its kin: polynomials in `f32`, the library
-/// in `f64`), so that the loop over a batch's samples vectorizes. One sample's code keeps the
+/// `fast` (batch code, generic over the vector level `__I`), `exp`, `sigmoid`, `tanh` and
+/// `softplus` take the runtime's forms without a library call (`Isa::exp_fast` and its kin:
+/// polynomials in `f32`, their multiply-adds fused at the FMA levels; the library in `f64`),
+/// so that the loop over a batch's samples vectorizes. One sample's code keeps the
 /// library forms: LLVM unrolls its short loops and does not vectorize the polynomial there,
 /// and one at a time the library is faster (`prepare().forward` of 64-32-10 with a sigmoid
 /// hidden layer, `benches/candle`: 165 ns with the polynomial, 156 ns with the library,
@@ -189,6 +190,12 @@ pub(crate) fn elementwise_expr(
     let call = |f: &str, args: &[TokenStream]| {
         let f = Ident::new(f, Span::call_site());
         quote!(#KRATE::__private::ScalarTrait::#f(#(#args),*))
+    };
+    // Batch code is generic over the vector level `__I`, whose forms fuse the polynomials'
+    // multiply-adds where the level has FMA.
+    let lane_call = |f: &str, a: TokenStream| {
+        let f = Ident::new(f, Span::call_site());
+        quote!(__I::#f(#a))
     };
     Some(match node {
         Tensor::Add(_) => {
@@ -211,15 +218,15 @@ pub(crate) fn elementwise_expr(
             let a = sub(0);
             quote!((-#a))
         }
-        Tensor::Sigmoid(_) if fast => call("sigmoid_fast", &[sub(0)]),
+        Tensor::Sigmoid(_) if fast => lane_call("sigmoid_fast", sub(0)),
         Tensor::Sigmoid(_) => call("sigmoid", &[sub(0)]),
-        Tensor::Tanh(_) if fast => call("tanh_fast", &[sub(0)]),
+        Tensor::Tanh(_) if fast => lane_call("tanh_fast", sub(0)),
         Tensor::Tanh(_) => call("tanh", &[sub(0)]),
         Tensor::Relu(_) => call("relu", &[sub(0)]),
         Tensor::Step(_) => call("step", &[sub(0)]),
-        Tensor::Softplus(_) if fast => call("softplus_fast", &[sub(0)]),
+        Tensor::Softplus(_) if fast => lane_call("softplus_fast", sub(0)),
         Tensor::Softplus(_) => call("softplus", &[sub(0)]),
-        Tensor::Exp(_) if fast => call("exp_fast", &[sub(0)]),
+        Tensor::Exp(_) if fast => lane_call("exp_fast", sub(0)),
         Tensor::Exp(_) => call("exp", &[sub(0)]),
         Tensor::Ln(_) => call("ln", &[sub(0)]),
         Tensor::Abs(_) => call("abs", &[sub(0)]),

@@ -1011,12 +1011,8 @@ impl<'a> LaneEmitter<'a> {
                 for #j in 0..#n {
                     #compute
                 }
-                let rows = #rows;
-                for #s in 0..#l {
-                    for #j in 0..#n {
-                        rows[#s][#j] = vals[#j][#s];
-                    }
-                }
+                // SAFETY: this body runs on the units `__I` names (`multiversion!`).
+                unsafe { #KRATE::__private::simd::transpose::<__I, #ty, #n, #l>(&vals, #rows) };
             }
         }
     }

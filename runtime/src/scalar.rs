@@ -231,21 +231,47 @@ pub trait Scalar:
 /// Largest relative error against the correctly rounded result: about 2 ulp (tested).
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
+    exp_f32_with::<false>(x)
+}
+
+/// [`exp_f32`] with each multiply-add of the reduction and the polynomial rounded once (FMA):
+/// half the operations on the polynomial's dependency chain. What the AVX2 and AVX-512 batch
+/// bodies call (there `f32::mul_add` is one instruction; elsewhere it is a library call).
+#[inline(always)]
+pub fn exp_f32_fused(x: f32) -> f32 {
+    exp_f32_with::<true>(x)
+}
+
+/// `a * b + c`, rounded once if `FMA`.
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.fused_mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// [`exp_f32`] (`FMA` false) and [`exp_f32_fused`] (`FMA` true).
+#[inline(always)]
+fn exp_f32_with<const FMA: bool>(x: f32) -> f32 {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer for |t| < 2^22.
     const ROUND: f32 = 12_582_912.0;
+    let m = madd::<FMA>;
     let xc = x.clamp(-87.3, 88.3);
-    let t = xc * LOG2E + ROUND;
+    let t = m(xc, LOG2E, ROUND);
     let n = t - ROUND;
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0
-                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let r = m(-n, LN2_LO, m(-n, LN2_HI, xc));
+    let p = m(r, 1.0 / 5040.0, 1.0 / 720.0);
+    let p = m(r, p, 1.0 / 120.0);
+    let p = m(r, p, 1.0 / 24.0);
+    let p = m(r, p, 1.0 / 6.0);
+    let p = m(r, p, 0.5);
+    let p = m(r, p, 1.0);
+    let p = m(r, p, 1.0);
     // `t` lies in [2^23, 2^24), where the unit in the last place is 1: its low mantissa bits
     // are `n + 2^22`, so `2^n` is built with integer operations alone. (`n as i32` is a
     // saturating conversion, which LLVM does not vectorize: every lane's exponential became
@@ -267,18 +293,29 @@ pub fn exp_f32(x: f32) -> f32 {
 /// and within `[-1, 1]` for every input but NaN; largest relative error about 4 ulp (tested).
 #[inline(always)]
 pub fn tanh_f32(x: f32) -> f32 {
+    tanh_f32_with::<false>(x)
+}
+
+/// [`tanh_f32`] with fused multiply-adds, as [`exp_f32_fused`].
+#[inline(always)]
+pub fn tanh_f32_fused(x: f32) -> f32 {
+    tanh_f32_with::<true>(x)
+}
+
+#[inline(always)]
+fn tanh_f32_with<const FMA: bool>(x: f32) -> f32 {
+    let m = madd::<FMA>;
     let a = x.abs();
     let a2 = a * a;
-    let series = a
-        * (1.0
-            + a2 * (-1.0 / 3.0
-                + a2 * (2.0 / 15.0
-                    + a2 * (-17.0 / 315.0
-                        + a2 * (62.0 / 2835.0
-                            + a2 * (-1382.0 / 155_925.0
-                                + a2 * (21_844.0 / 6_081_075.0
-                                    + a2 * (-929_569.0 / 638_512_875.0))))))));
-    let e = exp_f32(-2.0 * a);
+    let p = m(a2, -929_569.0 / 638_512_875.0, 21_844.0 / 6_081_075.0);
+    let p = m(a2, p, -1382.0 / 155_925.0);
+    let p = m(a2, p, 62.0 / 2835.0);
+    let p = m(a2, p, -17.0 / 315.0);
+    let p = m(a2, p, 2.0 / 15.0);
+    let p = m(a2, p, -1.0 / 3.0);
+    let p = m(a2, p, 1.0);
+    let series = a * p;
+    let e = exp_f32_with::<FMA>(-2.0 * a);
     let ratio = (1.0 - e) / (1.0 + e);
     let t = if a < 0.55 { series } else { ratio };
     t.copysign(x)
@@ -292,16 +329,29 @@ pub fn tanh_f32(x: f32) -> f32 {
 /// `-87.3` the clamp of `exp_f32` holds the result at about `1.2e-38`, where `e^x` is smaller.
 #[inline(always)]
 pub fn softplus_f32(x: f32) -> f32 {
-    let u = exp_f32(-x.abs());
+    softplus_f32_with::<false>(x)
+}
+
+/// [`softplus_f32`] with fused multiply-adds, as [`exp_f32_fused`].
+#[inline(always)]
+pub fn softplus_f32_fused(x: f32) -> f32 {
+    softplus_f32_with::<true>(x)
+}
+
+#[inline(always)]
+fn softplus_f32_with<const FMA: bool>(x: f32) -> f32 {
+    let m = madd::<FMA>;
+    let u = exp_f32_with::<FMA>(-x.abs());
     let s = u / (2.0 + u);
     let s2 = s * s;
-    let series = 1.0
-        + s2 * (1.0 / 3.0
-            + s2 * (1.0 / 5.0
-                + s2 * (1.0 / 7.0
-                    + s2 * (1.0 / 9.0
-                        + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0 + s2 * (1.0 / 15.0)))))));
-    x.max(0.0) + 2.0 * s * series
+    let p = m(s2, 1.0 / 15.0, 1.0 / 13.0);
+    let p = m(s2, p, 1.0 / 11.0);
+    let p = m(s2, p, 1.0 / 9.0);
+    let p = m(s2, p, 1.0 / 7.0);
+    let p = m(s2, p, 1.0 / 5.0);
+    let p = m(s2, p, 1.0 / 3.0);
+    let series = m(s2, p, 1.0);
+    m(2.0 * s, series, x.max(0.0))
 }
 
 macro_rules! exp_impl {
@@ -494,23 +544,26 @@ mod tests {
 
     #[test]
     fn exp_f32_is_within_two_ulp_of_the_correctly_rounded_result() {
-        let mut worst: f64 = 0.0;
-        let mut x = -87.0f32;
-        while x < 88.3 {
-            let exact = (x as f64).exp();
-            let got = super::exp_f32(x) as f64;
-            worst = worst.max(((got - exact) / exact).abs());
-            x += 0.001_3;
+        // The plain form and the fused one (FMA) of the AVX2 and AVX-512 batch bodies.
+        for exp in [super::exp_f32, super::exp_f32_fused] {
+            let mut worst: f64 = 0.0;
+            let mut x = -87.0f32;
+            while x < 88.3 {
+                let exact = (x as f64).exp();
+                let got = exp(x) as f64;
+                worst = worst.max(((got - exact) / exact).abs());
+                x += 0.001_3;
+            }
+            assert!(
+                worst < 2.5 * f32::EPSILON as f64,
+                "worst relative error {worst:e}"
+            );
+            assert_eq!(exp(0.0), 1.0);
+            assert!(exp(f32::NAN).is_nan());
+            assert_eq!(exp(1e4), exp(88.3));
+            assert!(exp(-1e4) > 0.0 && exp(-1e4) < 1.3e-38);
+            assert!(exp(f32::INFINITY).is_finite());
         }
-        assert!(
-            worst < 2.5 * f32::EPSILON as f64,
-            "worst relative error {worst:e}"
-        );
-        assert_eq!(super::exp_f32(0.0), 1.0);
-        assert!(super::exp_f32(f32::NAN).is_nan());
-        assert_eq!(super::exp_f32(1e4), super::exp_f32(88.3));
-        assert!(super::exp_f32(-1e4) > 0.0 && super::exp_f32(-1e4) < 1.3e-38);
-        assert!(super::exp_f32(f32::INFINITY).is_finite());
     }
 
     /// The largest error of `f` against `exact` over `[-lim, lim]`, in ulps of the result.
@@ -528,32 +581,36 @@ mod tests {
 
     #[test]
     fn tanh_f32_is_within_four_ulp_and_bounded() {
-        let worst = worst_ulps(super::tanh_f32, f64::tanh, 20.0);
-        assert!(worst <= 4.0, "worst error {worst} ulp");
-        // Tiny arguments keep their relative accuracy (no cancellation).
-        for &x in &[1e-30f32, -1e-20, 1e-7, 3e-4, 0.549_9, 0.55, -0.550_1] {
-            let e = (x as f64).tanh();
-            assert!(
-                ((super::tanh_f32(x) as f64 - e) / e).abs() < 4.0 * f32::EPSILON as f64,
-                "{x}"
-            );
+        for tanh in [super::tanh_f32, super::tanh_f32_fused] {
+            let worst = worst_ulps(tanh, f64::tanh, 20.0);
+            assert!(worst <= 4.0, "worst error {worst} ulp");
+            // Tiny arguments keep their relative accuracy (no cancellation).
+            for &x in &[1e-30f32, -1e-20, 1e-7, 3e-4, 0.549_9, 0.55, -0.550_1] {
+                let e = (x as f64).tanh();
+                assert!(
+                    ((tanh(x) as f64 - e) / e).abs() < 4.0 * f32::EPSILON as f64,
+                    "{x}"
+                );
+            }
+            assert_eq!(tanh(0.0), 0.0);
+            assert_eq!(tanh(1e4), 1.0);
+            assert_eq!(tanh(-1e4), -1.0);
+            assert_eq!(tanh(f32::INFINITY), 1.0);
+            assert!(tanh(f32::NAN).is_nan());
         }
-        assert_eq!(super::tanh_f32(0.0), 0.0);
-        assert_eq!(super::tanh_f32(1e4), 1.0);
-        assert_eq!(super::tanh_f32(-1e4), -1.0);
-        assert_eq!(super::tanh_f32(f32::INFINITY), 1.0);
-        assert!(super::tanh_f32(f32::NAN).is_nan());
     }
 
     #[test]
     fn softplus_f32_is_within_four_ulp_and_finite() {
-        let exact = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
-        let worst = worst_ulps(super::softplus_f32, exact, 80.0);
-        assert!(worst <= 4.0, "worst error {worst} ulp");
-        assert_eq!(super::softplus_f32(1e4), 1e4);
-        assert!(super::softplus_f32(-1e4) >= 0.0 && super::softplus_f32(-1e4) < 1.3e-38);
-        assert!((super::softplus_f32(0.0) - core::f32::consts::LN_2).abs() <= f32::EPSILON);
-        assert!(super::softplus_f32(f32::NAN).is_nan());
+        for softplus in [super::softplus_f32, super::softplus_f32_fused] {
+            let exact = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+            let worst = worst_ulps(softplus, exact, 80.0);
+            assert!(worst <= 4.0, "worst error {worst} ulp");
+            assert_eq!(softplus(1e4), 1e4);
+            assert!(softplus(-1e4) >= 0.0 && softplus(-1e4) < 1.3e-38);
+            assert!((softplus(0.0) - core::f32::consts::LN_2).abs() <= f32::EPSILON);
+            assert!(softplus(f32::NAN).is_nan());
+        }
     }
 
     #[test]
