@@ -523,9 +523,13 @@ impl<A: Act, H: Head, const I: usize, const K: usize, const O: usize> Net2<A, H,
         }
     }
 
-    /// One SGD step on the mean loss of the batch; returns the mean loss. Forward two samples
-    /// per iteration, then the update fused into each layer's weight-gradient loop
-    /// ([`Dense::sgd_outer`]): no gradient buffer.
+    /// One SGD step on the mean loss of the batch; returns the mean loss. A layer at a time
+    /// over the batch: the hidden layer's sums two samples per iteration, its activation in
+    /// one loop over the whole batch, the output layer and the deltas two samples per
+    /// iteration; then the update fused into each layer's weight-gradient loop
+    /// ([`Dense::sgd_outer`]): no gradient buffer. (Sample after sample, each sample's
+    /// activation polynomial was one latency chain: 2-4-1's step took 0.70 us against
+    /// 0.27 us this way, native build, Zen 5.)
     pub fn train_step(&mut self, xs: &[[f32; I]], ys: &[[f32; O]], lr: f32) -> f32 {
         let n = xs.len();
         assert_eq!(n, ys.len());
@@ -533,24 +537,28 @@ impl<A: Act, H: Head, const I: usize, const K: usize, const O: usize> Net2<A, H,
         self.h.resize(n, [0.0; K]);
         self.dh.resize(n, [0.0; K]);
         self.dz.resize(n, [0.0; O]);
+        let (pairs, last) = self.h.as_chunks_mut::<2>();
+        for (p, [h0, h1]) in pairs.iter_mut().enumerate() {
+            self.l1.forward2([&xs[2 * p], &xs[2 * p + 1]], [h0, h1]);
+        }
+        if let [h] = last {
+            self.l1.forward(&xs[n - 1], h);
+        }
+        for a in self.h.as_flattened_mut() {
+            *a = A::f_many(*a);
+        }
         let mut loss = 0.0;
         for p in 0..n / 2 {
             let (s, t) = (2 * p, 2 * p + 1);
             let (mut z0, mut z1) = ([0.0; O], [0.0; O]);
-            let [h0, h1] = self.h.get_disjoint_mut([s, t]).unwrap();
-            self.l1.forward2([&xs[s], &xs[t]], [&mut *h0, &mut *h1]);
-            for (a, b) in h0.iter_mut().zip(h1.iter_mut()) {
-                *a = A::f_many(*a);
-                *b = A::f_many(*b);
-            }
-            self.l2.forward2([h0, h1], [&mut z0, &mut z1]);
+            self.l2
+                .forward2([&self.h[s], &self.h[t]], [&mut z0, &mut z1]);
             for (k, z) in [(s, z0), (t, z1)] {
                 loss += self.delta(k, &z, &ys[k], step);
             }
         }
         if n % 2 == 1 {
             let k = n - 1;
-            self.h[k] = self.hidden(&xs[k]);
             let mut z = [0.0; O];
             self.l2.forward(&self.h[k], &mut z);
             loss += self.delta(k, &z, &ys[k], step);
