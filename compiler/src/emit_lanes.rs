@@ -270,7 +270,7 @@ impl<'a> LaneEmitter<'a> {
                 self.elem(c, idx, lane)
             }
         };
-        if let Some(e) = elementwise_expr(node, sub, true) {
+        if let Some(e) = elementwise_expr(node, sub, Some(&quote!(__I))) {
             return e;
         }
         match node {
