@@ -89,9 +89,9 @@ fn sgd_block<const W: usize, const I: usize, const O: usize>(
         let (a, c) = (x0[i], x1[i]);
         let e0: &[f32; W] = d0[start..start + W].try_into().unwrap();
         let e1: &[f32; W] = d1[start..start + W].try_into().unwrap();
-        for o in 0..W {
-            acc[o] += a * e0[o] + c * e1[o];
-        }
+        // A new array per pair, not an update in place: updated in place, LLVM kept the
+        // accumulators in memory behind a run-time alias check (a store-to-load chain).
+        acc = std::array::from_fn(|o| acc[o] + (a * e0[o] + c * e1[o]));
     }
     if let ([dl], [xl]) = (dl, xl) {
         let (a, e): (f32, &[f32; W]) = (xl[i], dl[start..start + W].try_into().unwrap());
