@@ -22,8 +22,6 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rayon::prelude::*;
-
 use crate::data::{shuffle, Dataset};
 use crate::interp::InterpNet;
 use crate::optim::Optimizer;
@@ -833,16 +831,32 @@ impl Pool {
         }
         let size = idx.len().div_ceil(chunks);
         let parts = &mut scratch[..chunks];
-        // Each chunk's loss is kept in its buffers: nothing is allocated per step.
-        let run = |parts: &mut [Scratch<M>]| {
-            parts
-                .par_iter_mut()
-                .zip(idx.par_chunks(size))
-                .for_each(|(part, c)| part.loss = part.gradient(net, data, c, scale))
-        };
+        // Each chunk's loss is kept in its buffers: nothing is allocated per step. The calling
+        // thread computes the first chunk while pool threads take the others: with `install`
+        // the caller only waited, and the work waited for one more wake-up.
+        fn run<'s, M: Model + Send + Sync>(
+            s: &rayon::Scope<'s>,
+            parts: &'s mut [Scratch<M>],
+            chunks: core::slice::Chunks<'s, usize>,
+            net: &'s M,
+            data: &'s Dataset<M::Scalar>,
+            scale: M::Scalar,
+        ) {
+            let mut work = parts.iter_mut().zip(chunks);
+            let first = work.next();
+            for (part, c) in work {
+                s.spawn(move |_| part.loss = part.gradient(net, data, c, scale));
+            }
+            if let Some((part, c)) = first {
+                part.loss = part.gradient(net, data, c, scale);
+            }
+        }
+        let chunked = idx.chunks(size);
         match self {
-            Pool::Own(pool) => pool.install(|| run(parts)),
-            _ => run(parts),
+            Pool::Own(pool) => {
+                pool.in_place_scope(|s| run(s, parts, chunked, net, data, scale));
+            }
+            _ => rayon::in_place_scope(|s| run(s, parts, chunked, net, data, scale)),
         }
         // `par_chunks` may give fewer chunks than buffers (the last batch of an epoch).
         let used = idx.len().div_ceil(size);
