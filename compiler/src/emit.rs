@@ -414,6 +414,31 @@ impl<'a> Emitter<'a> {
                 self.elem(c, idx)
             }
         };
+        // `W x + b` with a short inline product: the sum starts from `b`, so that it waits
+        // only for the last product (as `z = b; z += w x` does), not for one more addition.
+        if let Tensor::Add([x, y]) = node {
+            for (m, c) in [(*x, *y), (*y, *x)] {
+                let (m, c) = (usize::from(m), usize::from(c));
+                let Tensor::MatVec([w, v]) = &self.prog.nodes[m] else {
+                    continue;
+                };
+                let (w, v) = (usize::from(*w), usize::from(*v));
+                let n = self.prog.shapes[v].len();
+                if !self.materialized[m]
+                    && self.alias[m].is_none()
+                    && n <= INLINE_REDUCTION
+                    && self.prog.shapes[c] == self.prog.shapes[m]
+                {
+                    let start = self.elem(c, idx);
+                    let terms = (0..n).map(|k| {
+                        let a = self.elem(w, &[idx[0].clone(), Idx::Const(k)]);
+                        let b = self.elem(v, &[Idx::Const(k)]);
+                        quote!(#a * #b)
+                    });
+                    return quote!((#start #(+ #terms)*));
+                }
+            }
+        }
         // The library forms, but in a vector of transcendental values (see `write`).
         let scalar = quote!(#KRATE::__private::ScalarTrait);
         if let Some(e) = elementwise_expr(node, sub, self.fast.get().then_some(&scalar)) {
