@@ -494,16 +494,18 @@ impl<'a> Items<'a> {
 
             // The batch bodies, generic over the instruction set they are compiled for: the
             // public methods call them through `multiversion!`, which picks the machine's
-            // vector units at run time (with `std` on x86-64).
+            // vector units at run time (with `std` on x86-64). Unsafe: they use the
+            // instructions of `__I::LEVEL` (the chunk transposes), so the processor must have
+            // them.
             #[doc(hidden)]
             #[inline(always)]
-            fn __forward_batch<#isa>(&self, xs: &[[#ty; #n_in]], out: &mut [[#ty; #n_out]]) {
+            unsafe fn __forward_batch<#isa>(&self, xs: &[[#ty; #n_in]], out: &mut [[#ty; #n_out]]) {
                 #forward_batch_loop
             }
 
             #[doc(hidden)]
             #[inline(always)]
-            fn __loss_batch<#isa>(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]]) -> #ty {
+            unsafe fn __loss_batch<#isa>(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]]) -> #ty {
                 let mut total: #ty = 0.0;
                 #loss_batch_loop
                 total
@@ -511,7 +513,7 @@ impl<'a> Items<'a> {
 
             #[doc(hidden)]
             #[inline(always)]
-            fn __backward_sum<#isa>(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]], scale: #ty, grad: &mut Self) -> #ty {
+            unsafe fn __backward_sum<#isa>(&self, xs: &[[#ty; #n_in]], ys: &[[#ty; #n_out]], scale: #ty, grad: &mut Self) -> #ty {
                 let mut total: #ty = 0.0;
                 #backward_batch_loop
                 total

@@ -18,7 +18,14 @@
 use crate::Scalar;
 
 /// How the generated lane code multiplies and adds.
-pub trait Isa {
+///
+/// # Safety
+/// Code generic over an `Isa` uses the instructions of [`Isa::LEVEL`] (the register
+/// transposes of [`transpose`]); an implementation promises that it is used only where the
+/// processor has them. The three of this module are: [`Baseline`] names what the build
+/// targets, and `multiversion!` runs [`Fused`] and [`Fused512`] only on processors that have
+/// their units.
+pub unsafe trait Isa {
     /// The vector units the code runs on: the transposes of [`transpose`] use their
     /// instructions.
     const LEVEL: SimdLevel;
@@ -105,7 +112,8 @@ const BASELINE_BYTES: usize = if cfg!(target_feature = "avx512f") {
 /// a multiplication and an addition otherwise.
 pub struct Baseline;
 
-impl Isa for Baseline {
+// SAFETY: `LEVEL` names only units the build itself targets.
+unsafe impl Isa for Baseline {
     const LEVEL: SimdLevel = if cfg!(all(
         target_feature = "avx512f",
         target_feature = "avx2",
@@ -128,7 +136,9 @@ impl Isa for Baseline {
 /// one fused multiply-add instruction, 32-byte registers.
 pub struct Fused;
 
-impl Isa for Fused {
+// SAFETY: `multiversion!` runs bodies generic over `Fused` only inside `with_avx2`, after
+// `simd_level` found AVX2 and FMA.
+unsafe impl Isa for Fused {
     const LEVEL: SimdLevel = SimdLevel::Avx2;
     const VECTOR_BYTES: usize = 32;
     #[inline(always)]
@@ -141,7 +151,8 @@ impl Isa for Fused {
 /// AVX-512F and FMA: as [`Fused`], with 64-byte registers.
 pub struct Fused512;
 
-impl Isa for Fused512 {
+// SAFETY: as for `Fused`, inside `with_avx512` after `simd_level` found AVX-512F.
+unsafe impl Isa for Fused512 {
     const LEVEL: SimdLevel = SimdLevel::Avx512;
     const VECTOR_BYTES: usize = 64;
     #[inline(always)]
@@ -256,9 +267,10 @@ macro_rules! __symnet_multiversion {
                     || $recv.$f::<$crate::__private::simd::Fused>($($arg),*),
                 )
             },
-            $crate::__private::simd::SimdLevel::Baseline => {
+            // SAFETY: the baseline names only units the build targets.
+            $crate::__private::simd::SimdLevel::Baseline => unsafe {
                 $recv.$f::<$crate::__private::simd::Baseline>($($arg),*)
-            }
+            },
         }
     };
 }
@@ -269,7 +281,8 @@ macro_rules! __symnet_multiversion {
 #[macro_export]
 macro_rules! __symnet_multiversion {
     ($recv:expr, $f:ident, ($($arg:expr),* $(,)?)) => {
-        $recv.$f::<$crate::__private::simd::Baseline>($($arg),*)
+        // SAFETY: the baseline names only units the build targets.
+        unsafe { $recv.$f::<$crate::__private::simd::Baseline>($($arg),*) }
     };
 }
 

@@ -858,7 +858,7 @@ impl Pool {
             }
             _ => rayon::in_place_scope(|s| run(s, parts, chunked, net, data, scale)),
         }
-        // `par_chunks` may give fewer chunks than buffers (the last batch of an epoch).
+        // `chunks` may give fewer chunks than buffers (the last batch of an epoch).
         let used = idx.len().div_ceil(size);
         // The chunks' gradients summed in chunk order (the same result for any thread timing).
         grad.copy_from_slice(parts[0].acc.param_slice());
