@@ -723,26 +723,7 @@ impl<'a> Emitter<'a> {
                         node,
                         Tensor::Sigmoid(_) | Tensor::Tanh(_) | Tensor::Softplus(_) | Tensor::Exp(_)
                     );
-                if fast {
-                    self.fast.set(true);
-                    let j = self.fresh("i");
-                    let e = self.compute(i, &[Idx::Var(quote!(#j))]);
-                    self.fast.set(false);
-                    return match dest {
-                        Dest::Local(name) => quote! {
-                            let mut #name = [#zero; #n];
-                            for #j in 0..#n {
-                                #name[#j] = #e;
-                            }
-                        },
-                        Dest::AddInto(p) => quote! {
-                            for #j in 0..#n {
-                                #p[#j] += #e;
-                            }
-                        },
-                    };
-                }
-                if unroll {
+                if unroll && !fast {
                     let es: Vec<TokenStream> =
                         (0..n).map(|j| self.compute(i, &[Idx::Const(j)])).collect();
                     match dest {
@@ -754,7 +735,9 @@ impl<'a> Emitter<'a> {
                     }
                 } else {
                     let j = self.fresh("i");
+                    self.fast.set(fast);
                     let e = self.compute(i, &[Idx::Var(quote!(#j))]);
+                    self.fast.set(false);
                     match dest {
                         Dest::Local(name) => quote! {
                             let mut #name = [#zero; #n];
