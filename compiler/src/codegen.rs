@@ -11,7 +11,7 @@ use quote::{format_ident, quote};
 use crate::check::Net;
 use crate::driver::Compiled;
 use crate::emit::{scalar_lit, scalar_type, Dest, Emitter};
-use crate::emit_lanes::{chunk_rows, LaneDest, LaneEmitter};
+use crate::emit_lanes::{chunk_rows, transpose, LaneDest, LaneEmitter};
 use crate::hoist::Split;
 use crate::ir::{bias_symbol, sample_symbol, seed_symbol, target_symbol, weight_symbol, Shape};
 use crate::simplify::Program;
@@ -598,28 +598,24 @@ impl<'a> Items<'a> {
     /// The start of a chunk: its inputs transposed into `xl` (and its targets into `yl` if
     /// `has_y`), sample `s` of the chunk in lane `s`.
     fn chunk_setup(&self, lanes: usize, has_y: bool) -> TokenStream {
-        let (ty, n_in, n_out) = (&self.ty, self.n_in, self.n_out);
-        let xs_rows = chunk_rows(&quote!(xs), ty, n_in, lanes, false);
-        let ys_rows = chunk_rows(&quote!(ys), ty, n_out, lanes, false);
+        let ty = &self.ty;
         // The chunk's rows as one fixed-size array (with a bounds check per sample, LLVM built
-        // each lane vector one element at a time), transposed by whole registers
-        // (`__private::simd::transpose`): written as a loop here, LLVM built the lane vectors
-        // with scatters, or one lane at a time where it fused the loop into the first layer.
-        let x_setup = quote! {
+        // each lane vector one element at a time), transposed by whole registers.
+        let lanes_of = |name: TokenStream, local: Ident, n: usize| {
+            let rows = chunk_rows(&name, ty, n, lanes, false);
+            let copy = transpose(ty, lanes, n, &rows, &quote!(&mut #local));
+            quote! {
+                let mut #local = [[0.0 as #ty; #lanes]; #n];
+                #copy
+            }
+        };
+        let x_setup = lanes_of(quote!(xs), format_ident!("xl"), self.n_in);
+        let y_setup = has_y.then(|| lanes_of(quote!(ys), format_ident!("yl"), self.n_out));
+        quote! {
             let base = chunk * #lanes;
-            let mut xl = [[0.0 as #ty; #lanes]; #n_in];
-            // SAFETY: this body runs on the units `__I` names (`multiversion!`).
-            unsafe { #KRATE::__private::simd::transpose::<__I, #ty, #lanes, #n_in>(#xs_rows, &mut xl) };
-        };
-        if !has_y {
-            return x_setup;
+            #x_setup
+            #y_setup
         }
-        let y_setup = quote! {
-            let mut yl = [[0.0 as #ty; #lanes]; #n_out];
-            // SAFETY: as above.
-            unsafe { #KRATE::__private::simd::transpose::<__I, #ty, #lanes, #n_out>(#ys_rows, &mut yl) };
-        };
-        quote!(#x_setup #y_setup)
     }
 
     /// Paths for the per-sample part of a split: parameters read in place, hoisted values

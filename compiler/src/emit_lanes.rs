@@ -1004,15 +1004,14 @@ impl<'a> LaneEmitter<'a> {
         // taken as one array: computed inside the store, per sample with a bounds check, an
         // output activation stayed scalar.
         let compute = self.lane_loop(&s, quote!(vals[#j][#s] = #e;));
-        let rows = chunk_rows(out, &ty, n, l, true);
+        let store = transpose(&ty, n, l, &quote!(&vals), &chunk_rows(out, &ty, n, l, true));
         quote! {
             {
                 let mut vals = [[#zero; #l]; #n];
                 for #j in 0..#n {
                     #compute
                 }
-                // SAFETY: this body runs on the units `__I` names (`multiversion!`).
-                unsafe { #KRATE::__private::simd::transpose::<__I, #ty, #n, #l>(&vals, #rows) };
+                #store
             }
         }
     }
@@ -1052,4 +1051,18 @@ pub(crate) fn chunk_rows(
         )
         .expect("a chunk of the batch")
     }
+}
+
+/// The statement `dst = src` transposed (`src: &[[ty; c]; r]`, `dst: &mut [[ty; r]; c]`) by
+/// `__private::simd::transpose` at the chunk body's level `__I`: whole registers, where a loop
+/// written in the body became scatters or one lane at a time. The body is an `unsafe fn` run
+/// only on the units `__I` names (`multiversion!`), which is the call's safety condition.
+pub(crate) fn transpose(
+    ty: &TokenStream,
+    r: usize,
+    c: usize,
+    src: &TokenStream,
+    dst: &TokenStream,
+) -> TokenStream {
+    quote!(unsafe { #KRATE::__private::simd::transpose::<__I, #ty, #r, #c>(#src, #dst) };)
 }
