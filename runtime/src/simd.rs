@@ -31,8 +31,13 @@ pub unsafe trait Isa {
     const LEVEL: SimdLevel;
     /// The bytes of one vector register. The weight-gradient loop takes inputs in blocks one
     /// register wide, so that a block's inputs for half a chunk's samples stay in registers;
-    /// at 64 (AVX-512, 32 registers) products take 16 rows per block instead of 8.
-    const VECTOR_BYTES: usize;
+    /// at 64 (AVX-512, 32 registers) products take 16 rows per block instead of 8. By default
+    /// the register of [`Isa::LEVEL`].
+    const VECTOR_BYTES: usize = match Self::LEVEL {
+        SimdLevel::Avx512 => 64,
+        SimdLevel::Avx2 => 32,
+        SimdLevel::Baseline => 16,
+    };
     /// `a * b + c`.
     fn mul_add<T: Scalar>(a: T, b: T, c: T) -> T;
     /// [`Scalar::exp_fast`] with this level's multiply-add (what lane code calls for `exp`).
@@ -140,7 +145,6 @@ pub struct Fused;
 // `simd_level` found AVX2 and FMA.
 unsafe impl Isa for Fused {
     const LEVEL: SimdLevel = SimdLevel::Avx2;
-    const VECTOR_BYTES: usize = 32;
     #[inline(always)]
     fn mul_add<T: Scalar>(a: T, b: T, c: T) -> T {
         a.fused_mul_add(b, c)
@@ -154,7 +158,6 @@ pub struct Fused512;
 // SAFETY: as for `Fused`, inside `with_avx512` after `simd_level` found AVX-512F.
 unsafe impl Isa for Fused512 {
     const LEVEL: SimdLevel = SimdLevel::Avx512;
-    const VECTOR_BYTES: usize = 64;
     #[inline(always)]
     fn mul_add<T: Scalar>(a: T, b: T, c: T) -> T {
         a.fused_mul_add(b, c)
@@ -361,29 +364,42 @@ mod x86 {
             }
             return;
         }
+        blocks::<R, C, 16>(|r0, nr, c0, nc| {
+            let (load, store) = (mask16(nc), mask16(nr));
+            let mut v = [_mm512_setzero_ps(); 16];
+            for (i, v) in v.iter_mut().enumerate().take(nr) {
+                // SAFETY: row `r0 + i` exists; the mask keeps to its `nc` values from `c0`.
+                *v = unsafe { _mm512_maskz_loadu_ps(load, src[r0 + i].as_ptr().add(c0)) };
+            }
+            for (j, t) in transpose16(v).iter().enumerate().take(nc) {
+                // SAFETY: row `c0 + j` of `dst` exists; the mask keeps to its `nr` values from
+                // `r0`.
+                unsafe { _mm512_mask_storeu_ps(dst[c0 + j].as_mut_ptr().add(r0), store, *t) };
+            }
+        });
+    }
+
+    /// `block(r0, nr, c0, nc)` for each `B x B` block of an `R x C` array, row by row: rows
+    /// `r0..r0 + nr`, columns `c0..c0 + nc` (fewer than `B` at the bottom and right edges).
+    #[inline(always)]
+    fn blocks<const R: usize, const C: usize, const B: usize>(
+        mut block: impl FnMut(usize, usize, usize, usize),
+    ) {
         let mut r0 = 0;
         while r0 < R {
-            let nr = if R - r0 < 16 { R - r0 } else { 16 };
-            let store = if nr == 16 { 0xffff } else { (1u16 << nr) - 1 };
             let mut c0 = 0;
             while c0 < C {
-                let nc = if C - c0 < 16 { C - c0 } else { 16 };
-                let load = if nc == 16 { 0xffff } else { (1u16 << nc) - 1 };
-                let mut v = [_mm512_setzero_ps(); 16];
-                for (i, v) in v.iter_mut().enumerate().take(nr) {
-                    // SAFETY: row `r0 + i` exists; the mask keeps to its `nc` values from `c0`.
-                    *v = unsafe { _mm512_maskz_loadu_ps(load, src[r0 + i].as_ptr().add(c0)) };
-                }
-                let t = transpose16(v);
-                for (j, t) in t.iter().enumerate().take(nc) {
-                    // SAFETY: row `c0 + j` of `dst` exists; the mask keeps to its `nr` values
-                    // from `r0`.
-                    unsafe { _mm512_mask_storeu_ps(dst[c0 + j].as_mut_ptr().add(r0), store, *t) };
-                }
-                c0 += 16;
+                block(r0, (R - r0).min(B), c0, (C - c0).min(B));
+                c0 += B;
             }
-            r0 += 16;
+            r0 += B;
         }
+    }
+
+    /// The AVX-512 mask of the first `n` (1 to 16) lanes.
+    #[inline(always)]
+    fn mask16(n: usize) -> __mmask16 {
+        (u32::MAX >> (32 - n)) as __mmask16
     }
 
     /// The transpose of 16 rows of 16 in four rounds of 16 shuffles: pairs of rows
@@ -432,31 +448,21 @@ mod x86 {
     ) {
         // `MASKS[8 - n..16 - n]` has its first `n` lanes set.
         const MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
-        let mut r0 = 0;
-        while r0 < R {
-            let nr = if R - r0 < 8 { R - r0 } else { 8 };
-            // SAFETY: `8 - nr..16 - nr` lies in `MASKS`.
-            let store = unsafe { _mm256_loadu_si256(MASKS.as_ptr().add(8 - nr).cast()) };
-            let mut c0 = 0;
-            while c0 < C {
-                let nc = if C - c0 < 8 { C - c0 } else { 8 };
-                // SAFETY: as above.
-                let load = unsafe { _mm256_loadu_si256(MASKS.as_ptr().add(8 - nc).cast()) };
-                let mut v = [_mm256_setzero_ps(); 8];
-                for (i, v) in v.iter_mut().enumerate().take(nr) {
-                    // SAFETY: row `r0 + i` exists; the mask keeps to its `nc` values from `c0`.
-                    *v = unsafe { _mm256_maskload_ps(src[r0 + i].as_ptr().add(c0), load) };
-                }
-                let t = transpose8(v);
-                for (j, t) in t.iter().enumerate().take(nc) {
-                    // SAFETY: row `c0 + j` of `dst` exists; the mask keeps to its `nr` values
-                    // from `r0`.
-                    unsafe { _mm256_maskstore_ps(dst[c0 + j].as_mut_ptr().add(r0), store, *t) };
-                }
-                c0 += 8;
+        // SAFETY: `8 - n..16 - n` lies in `MASKS` for `n` in 1..=8.
+        let mask = |n: usize| unsafe { _mm256_loadu_si256(MASKS.as_ptr().add(8 - n).cast()) };
+        blocks::<R, C, 8>(|r0, nr, c0, nc| {
+            let (load, store) = (mask(nc), mask(nr));
+            let mut v = [_mm256_setzero_ps(); 8];
+            for (i, v) in v.iter_mut().enumerate().take(nr) {
+                // SAFETY: row `r0 + i` exists; the mask keeps to its `nc` values from `c0`.
+                *v = unsafe { _mm256_maskload_ps(src[r0 + i].as_ptr().add(c0), load) };
             }
-            r0 += 8;
-        }
+            for (j, t) in transpose8(v).iter().enumerate().take(nc) {
+                // SAFETY: row `c0 + j` of `dst` exists; the mask keeps to its `nr` values from
+                // `r0`.
+                unsafe { _mm256_maskstore_ps(dst[c0 + j].as_mut_ptr().add(r0), store, *t) };
+            }
+        });
     }
 
     /// The transpose of 8 rows of 8: [`transpose16`]'s first two rounds, then the 128-bit
@@ -504,6 +510,7 @@ mod tests {
         // SAFETY: the callers run this only at levels the processor has.
         unsafe { transpose::<I, f32, R, C>(&src, &mut got) };
         assert_eq!(got, want, "{:?}, {R} x {C}", I::LEVEL);
+        // `f64` takes the plain loop: this checks that the `f32` dispatch never takes it.
         let src64 = src.map(|row| row.map(f64::from));
         let mut got64 = [[-1.0f64; R]; C];
         // SAFETY: as above.
