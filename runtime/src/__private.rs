@@ -288,7 +288,7 @@ pub const PREFETCH_FROM_BYTES: usize = 32 * 1024;
 /// [`add_rows`] prefetches only rows whose sums fill at most half of them: longer rows spill
 /// their sums, the loop is then bound by its own loads and stores in L1, and the prefetches
 /// only add to them (784-128-10 in an SSE2 build: 5.02 us without, 5.41 us with).
-const VECTOR_REGISTER_BYTES: usize = if cfg!(target_feature = "avx512f") {
+pub const VECTOR_REGISTER_BYTES: usize = if cfg!(target_feature = "avx512f") {
     32 * 64
 } else if cfg!(target_feature = "avx") {
     16 * 32
@@ -564,5 +564,10 @@ mod tests {
         check::<9, 5>();
         check::<1, 3>();
         check::<16, 4>();
+        // Past PREFETCH_FROM_BYTES, with rows short enough to be prefetched in every build
+        // (128 bytes): the prefetching loop, up to its last rows.
+        const _: () =
+            assert!(600 * 16 * 8 >= PREFETCH_FROM_BYTES && 2 * 16 * 8 <= VECTOR_REGISTER_BYTES);
+        check::<600, 16>();
     }
 }
