@@ -54,8 +54,8 @@ pub fn logsumexp<T: Scalar, const N: usize>(z: &[T; N]) -> T {
 /// build, Zen 5). (The interpreter's [`softmax_slice`] and [`logsumexp_slice`] keep the library
 /// `exp` at every length.)
 ///
-/// The maximum starts from `-inf`, not from `z[0]`: then it is never NaN after the first step,
-/// and each later `max` is one `maxss` without the NaN fix-up that `f32::max` needs when both
+/// The maximum starts from `-inf`, not from `z[0]`: then it is never NaN (`f32::max` returns
+/// the other operand of a NaN), and each `max` is one `maxss` without the NaN fix-up that `f32::max` needs when both
 /// operands may be NaN (the result is the same; an all-NaN `z` gives NaN either way). A copy of
 /// 4-16-3's `prepare().forward` in a scratch crate, plain build, Zen 5: 22.0 ns to 17.9 ns.
 #[inline(always)]
@@ -250,11 +250,11 @@ pub fn rows<'a, T, const N: usize>(s: &'a [T], what: &str) -> &'a [[T; N]] {
 /// leaving it to the SLP vectorizer after full unrolling, which kept short rows (3 outputs)
 /// scalar. `benches/nets` 4-16-3 `prepare().forward`, native, Zen 5: 18.0 ns to 14.7 ns.
 ///
-/// A matrix larger than [`PREFETCH_FROM_BYTES`] is streamed from L2 at one row per step, and
+/// A matrix of at least [`PREFETCH_FROM_BYTES`] is streamed from L2 at one row per step, and
 /// the hardware prefetcher kept up with it or not from one build to the next (the same loop
 /// took 1.9 us or 3.3 us for 784-128-10's first layer on Zen 5, in generated and in
 /// hand-written code alike, as code addresses moved). On x86-64 each step therefore
-/// prefetches the row [`PREFETCH_AHEAD_BYTES`] ahead, where the row's sums stay in registers
+/// prefetches the row [`PREFETCH_AHEAD_BYTES`] ahead (rounded up to whole rows), where the row's sums stay in registers
 /// (see [`VECTOR_REGISTER_BYTES`]): 1.8-2.0 us in each build measured with AVX-512.
 #[inline(always)]
 pub fn add_rows<T: Scalar, const R: usize, const C: usize>(
@@ -284,7 +284,11 @@ pub fn add_rows<T: Scalar, const R: usize, const C: usize>(
 /// cache, where the rows come from L2.
 pub const PREFETCH_FROM_BYTES: usize = 32 * 1024;
 
-/// The bytes of the build's vector registers (x86-64: 32 AVX-512, 16 AVX or 16 SSE ones).
+/// The bytes of the build's vector registers (x86-64: 32 AVX-512, 16 AVX or 16 SSE ones), from
+/// the target features this crate is compiled with. One-sample code is compiled with the same;
+/// the per-sample remainder of run-time dispatched batch code also calls [`add_rows`], and
+/// there this is the build's baseline, not the dispatched level (no prefetch of long rows in a
+/// plain build's AVX-512 copy, for the few samples after the last whole chunk).
 /// [`add_rows`] prefetches only rows whose sums fill at most half of them: longer rows spill
 /// their sums, the loop is then bound by its own loads and stores in L1, and the prefetches
 /// only add to them (784-128-10 in an SSE2 build: 5.02 us without, 5.41 us with).
@@ -300,7 +304,9 @@ pub const VECTOR_REGISTER_BYTES: usize = if cfg!(target_feature = "avx512f") {
 /// the best of 1, 2, 4 and 8 KiB on the 784-row layer above (2.12, 2.02, 1.80 and 1.88 us).
 pub const PREFETCH_AHEAD_BYTES: usize = 4 * 1024;
 
-/// A software prefetch into L1 of every cache line of `a` (x86-64; elsewhere nothing).
+/// A software prefetch into L1 every 64 bytes from the start of `a`: every cache line of a
+/// line-aligned `a`, else all but its last part, which the next row's prefetch covers (x86-64;
+/// elsewhere nothing).
 #[inline(always)]
 fn prefetch_lines<T>(a: &T) {
     #[cfg(target_arch = "x86_64")]
@@ -537,9 +543,11 @@ pub const STANDARDIZER_TENSORS: [&str; 4] = [X_MEAN, X_STD, Y_MEAN, Y_STD];
 mod tests {
     use super::*;
 
-    /// `add_rows` and `add_rows_pairs` add every row once, in the documented order: with
-    /// small integers every sum is exact, so both equal the plain double loop bit for bit, for
-    /// an even and an odd number of rows.
+    /// `add_rows` and `add_rows_pairs` add every row exactly once, for an even and an odd
+    /// number of rows and past the prefetching size: with small integers every sum is exact,
+    /// so both equal the plain double loop bit for bit. (Exact sums cannot see the order of
+    /// the additions; that the helpers keep the index loops' order is by construction, and
+    /// `tests/gradients.rs` compares the prepared forward pass with the declared one.)
     fn check<const R: usize, const C: usize>() {
         let wt: [[f64; C]; R] =
             core::array::from_fn(|r| core::array::from_fn(|c| ((r * 7 + c * 3) % 11) as f64 - 5.0));
