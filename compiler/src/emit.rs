@@ -430,11 +430,7 @@ impl<'a> Emitter<'a> {
                     && self.prog.shapes[c] == self.prog.shapes[m]
                 {
                     let start = self.elem(c, idx);
-                    let terms = (0..n).map(|k| {
-                        let a = self.elem(w, &[idx[0].clone(), Idx::Const(k)]);
-                        let b = self.elem(v, &[Idx::Const(k)]);
-                        quote!(#a * #b)
-                    });
+                    let terms = (0..n).map(|k| self.product_term(w, v, &idx[0], Idx::Const(k)));
                     return quote!((#start #(+ #terms)*));
                 }
             }
@@ -476,11 +472,7 @@ impl<'a> Emitter<'a> {
                         return quote!(#KRATE::__private::dot(&#mat[#j], &#vec));
                     }
                 }
-                self.reduce(n, |k| {
-                    let a = self.elem(m, &[idx[0].clone(), k.clone()]);
-                    let b = self.elem(v, &[k]);
-                    quote!(#a * #b)
-                })
+                self.reduce(n, |k| self.product_term(m, v, &idx[0], k))
             }
             Tensor::MatMul(_) => {
                 let (a, b) = (self.child(i, 0), self.child(i, 1));
@@ -509,6 +501,13 @@ impl<'a> Emitter<'a> {
                 quote!(#KRATE::__private::#f(&#c))
             }
         }
+    }
+
+    /// Term `k` of row `row` of the product of matrix `m` and vector `v`: `m[row][k] * v[k]`.
+    fn product_term(&self, m: usize, v: usize, row: &Idx, k: Idx) -> TokenStream {
+        let a = self.elem(m, &[row.clone(), k.clone()]);
+        let b = self.elem(v, &[k]);
+        quote!(#a * #b)
     }
 
     /// A place expression for the whole of node `i`, if it is stored as an array: a symbol or

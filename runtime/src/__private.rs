@@ -265,11 +265,7 @@ pub fn add_rows<T: Scalar, const R: usize, const C: usize>(
     let row_bytes = core::mem::size_of::<[T; C]>();
     let prefetch = core::mem::size_of::<[[T; C]; R]>() >= PREFETCH_FROM_BYTES
         && 2 * row_bytes <= VECTOR_REGISTER_BYTES;
-    let ahead = if row_bytes == 0 {
-        0
-    } else {
-        PREFETCH_AHEAD_BYTES.div_ceil(row_bytes)
-    };
+    let ahead = PREFETCH_AHEAD_BYTES.div_ceil(row_bytes.max(1));
     for (r, (row, &g)) in wt.iter().zip(v).enumerate() {
         if prefetch && r + ahead < R {
             prefetch_lines(&wt[r + ahead]);
