@@ -290,9 +290,10 @@ impl<'a> Emitter<'a> {
                 let c = usize::from(*c);
                 uses[c] += 1;
                 gathered[c] |= !is_elementwise(node);
-                // Operands whose elements are each read several times, or passed as arrays.
+                // Operands whose elements are each read several times, or passed as arrays
+                // (a transposed matrix is a sum of rows' `add_rows` operand).
                 let rep = match node {
-                    Tensor::Outer(_) | Tensor::MatMul(_) => true,
+                    Tensor::Outer(_) | Tensor::MatMul(_) | Tensor::Transpose(_) => true,
                     Tensor::MatVec(_) => k == 1,
                     Tensor::Softmax(_) | Tensor::LogSumExp(_) | Tensor::MaxMask(_) => true,
                     _ => false,
@@ -643,8 +644,6 @@ impl<'a> Emitter<'a> {
                     Shape::Matrix(r, c) => (r, c),
                     _ => unreachable!("transpose of a matrix"),
                 };
-                let (o, j) = (self.fresh("o"), self.fresh("j"));
-                let g = self.fresh("g");
                 let start = match self.bias[i] {
                     Some(b) => self.whole(b).expect("a stored bias"),
                     None => quote!([#zero; #cols]),
@@ -657,65 +656,18 @@ impl<'a> Emitter<'a> {
                 // took 17.3 ns with two sums and 14.4 ns with one (native, Zen 5).
                 let row_bytes = cols * self.scalar.bytes();
                 let pairs = (16..=64).contains(&row_bytes) && rows >= 8;
-                // Whole arrays go to the runtime's loops (see `add_rows`); the index loops
-                // below are for operands that are not stored as arrays.
-                if let (Some(wm), Some(vv)) = (self.whole(w), self.whole(v)) {
-                    let f = if pairs {
-                        quote!(add_rows_pairs)
-                    } else {
-                        quote!(add_rows)
-                    };
-                    return quote! {
-                        let mut #name = #start;
-                        #KRATE::__private::#f(&mut #name, &#wm, &#vv);
-                    };
-                }
-                if pairs {
-                    let pairs = rows / 2;
-                    let w0 = self.elem(w, &[Idx::Var(quote!((2 * #o))), Idx::Var(quote!(#j))]);
-                    let w1 = self.elem(w, &[Idx::Var(quote!((2 * #o + 1))), Idx::Var(quote!(#j))]);
-                    let g0 = self.elem(v, &[Idx::Var(quote!((2 * #o)))]);
-                    let g1 = self.elem(v, &[Idx::Var(quote!((2 * #o + 1)))]);
-                    let last = (rows % 2 == 1).then(|| {
-                        let r = rows - 1;
-                        let wl = self.elem(w, &[Idx::Const(r), Idx::Var(quote!(#j))]);
-                        let gl = self.elem(v, &[Idx::Const(r)]);
-                        quote! {
-                            let #g = #gl;
-                            for #j in 0..#cols {
-                                even[#j] += #wl * #g;
-                            }
-                        }
-                    });
-                    return quote! {
-                        let #name = {
-                            let mut even = #start;
-                            let mut odd = [#zero; #cols];
-                            for #o in 0..#pairs {
-                                let (g0, g1) = (#g0, #g1);
-                                for #j in 0..#cols {
-                                    even[#j] += #w0 * g0;
-                                    odd[#j] += #w1 * g1;
-                                }
-                            }
-                            #last
-                            for #j in 0..#cols {
-                                even[#j] += odd[#j];
-                            }
-                            even
-                        };
-                    };
-                }
-                let wel = self.elem(w, &[Idx::Var(quote!(#o)), Idx::Var(quote!(#j))]);
-                let gv = self.elem(v, &[Idx::Var(quote!(#o))]);
+                // The runtime's loops (see `add_rows`), on stored arrays: the vector operand of
+                // a product and the operand of a transpose are materialized (`Emitter::new`).
+                let wm = self.whole(w).expect("the operand of a transpose is stored");
+                let vv = self.whole(v).expect("the vector of a product is stored");
+                let f = if pairs {
+                    quote!(add_rows_pairs)
+                } else {
+                    quote!(add_rows)
+                };
                 return quote! {
                     let mut #name = #start;
-                    for #o in 0..#rows {
-                        let #g = #gv;
-                        for #j in 0..#cols {
-                            #name[#j] += #wel * #g;
-                        }
-                    }
+                    #KRATE::__private::#f(&mut #name, &#wm, &#vv);
                 };
             }
         }
